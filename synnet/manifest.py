@@ -1,0 +1,124 @@
+"""The model manifest: everything the service must know about a model, stored beside its weights.
+
+``model_store/<name>/manifest.json`` sits next to ``model.pt`` (TorchScript). Training writes it;
+the service reads it to route requests, normalize inputs exactly as training did, map outputs
+back to raw units and refuse a model file whose sha256 does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from synnet.modalities import Modality, parse_modality
+from synnet.normalization import IntensityRange, NormalizationParams
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.pt"
+SCHEMA_VERSION = 1
+
+
+class ArchitectureSpec(BaseModel):
+    """Which registered network, and the keyword arguments its builder was called with."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossSpec(BaseModel):
+    name: str
+    lambdas: dict[str, float] = Field(default_factory=dict)
+
+
+class InputSpec(BaseModel):
+    """Shape constraints of the exported network's input, (B, len(src), H, W) in model space."""
+
+    multiple_of: int = Field(default=16, description="the model pads H and W to this multiple itself")
+    min_size: int = 16
+    max_size: int = 1024
+    trained_slice_size: int | None = None
+
+
+class TrainingDataSpec(BaseModel):
+    source: str = Field(description="'generated' or the path/name of the BraTS folder")
+    n_cases: int
+    train_cases: list[str] = Field(default_factory=list)
+    val_cases: list[str] = Field(default_factory=list)
+    test_cases: list[str] = Field(default_factory=list)
+    split_seed: int = 0
+
+
+class TargetMetrics(BaseModel):
+    """PSNR/SSIM of one target, as :class:`synnet.metrics.MetricReport` reports them."""
+
+    psnr: float | None = None
+    ssim: float | None = None
+    psnr_brain: float | None = None
+    ssim_brain: float | None = None
+
+
+class ModelManifest(BaseModel):
+    """The JSON document beside each exported model."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    version: str = "1"
+    src: list[Modality]
+    dst: list[Modality]
+    architecture: ArchitectureSpec
+    loss: LossSpec
+    normalization: NormalizationParams = Field(default_factory=NormalizationParams)
+    output_reference: dict[Modality, IntensityRange] = Field(
+        default_factory=dict,
+        description="raw (lo, hi) a synthesized target is mapped back to: median over training cases",
+    )
+    input: InputSpec = Field(default_factory=InputSpec)
+    training_data: TrainingDataSpec
+    training: dict[str, Any] = Field(default_factory=dict, description="epochs, optimizer, batch size, seed...")
+    validation: dict[Modality, TargetMetrics] = Field(default_factory=dict)
+    evaluation: dict[Modality, TargetMetrics] = Field(
+        default_factory=dict, description="metrics on held-out test cases, when evaluated"
+    )
+    frameworks: dict[str, str] = Field(default_factory=dict)
+    model_file: str = MODEL_FILE
+    sha256: str
+    created: datetime
+
+    @field_validator("src", "dst", mode="before")
+    @classmethod
+    def _canonical(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        return [parse_modality(v) for v in value]
+
+    @property
+    def config_key(self) -> tuple[tuple[Modality, ...], tuple[Modality, ...]]:
+        return tuple(self.src), tuple(self.dst)
+
+    def public(self) -> dict[str, Any]:
+        """The manifest as shown to API users: no file names or framework internals."""
+        return self.model_dump(mode="json", exclude={"model_file", "frameworks", "output_reference"})
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / MANIFEST_FILE
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ModelManifest:
+        return cls.model_validate_json((Path(directory) / MANIFEST_FILE).read_text())
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

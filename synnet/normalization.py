@@ -1,0 +1,96 @@
+"""Intensity normalization between raw scanner units and model space.
+
+MR intensities carry no absolute unit: the same tissue reads 800 at one site and 20 000 at
+another (two BraTS TCIA10 cases span 0-32767). Models therefore see every image after a robust,
+per-image rescaling computed inside the brain:
+
+    lo, hi = percentile(image[brain], lower), percentile(image[brain], upper)
+    x = clip((image - lo) / (hi - lo), 0, 1)  inside the brain,   x = 0 outside
+
+with ``lower = 0.5`` and ``upper = 99.5`` by default. This is also the BraSyn challenge's
+convention for scoring inside the brain, so in-brain metrics computed in model space match the
+challenge's. The inverse, :func:`denormalize`, maps model space back to raw units given a
+``(lo, hi)`` range; for a synthesized modality (whose real range is unknown) the service uses the
+reference range recorded in the model manifest, the median over the training cases.
+
+The brain mask is the union of the nonzero voxels of the inputs: BraTS-style data are
+skull-stripped, so background is exactly zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NormalizationParams(BaseModel):
+    """Parameters of :func:`normalize`, stored in every model manifest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str = Field(default="percentile", description="percentile min-max inside the brain mask")
+    lower_percentile: float = Field(default=0.5, ge=0.0, lt=50.0)
+    upper_percentile: float = Field(default=99.5, gt=50.0, le=100.0)
+
+
+class IntensityRange(BaseModel):
+    """Raw intensities that map to 0 and 1 in model space."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lo: float
+    hi: float
+
+
+def brain_mask(images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Union of the nonzero voxels of one or several co-registered images, as a bool array."""
+    if isinstance(images, np.ndarray):
+        images = [images]
+    mask = np.zeros(np.shape(images[0]), dtype=bool)
+    for image in images:
+        mask |= np.asarray(image) != 0
+    return mask
+
+
+def intensity_range(image: np.ndarray, mask: np.ndarray, params: NormalizationParams | None = None) -> IntensityRange:
+    """The (lo, hi) percentiles of ``image`` inside ``mask``; (0, 1) when the mask is empty."""
+    params = params or NormalizationParams()
+    values = np.asarray(image)[mask]
+    if values.size == 0:
+        return IntensityRange(lo=0.0, hi=1.0)
+    lo, hi = np.percentile(values, [params.lower_percentile, params.upper_percentile])
+    if hi <= lo:  # a flat image: keep the scale finite
+        hi = lo + 1.0
+    return IntensityRange(lo=float(lo), hi=float(hi))
+
+
+def normalize(
+    image: np.ndarray,
+    mask: np.ndarray,
+    params: NormalizationParams | None = None,
+    value_range: IntensityRange | None = None,
+) -> tuple[np.ndarray, IntensityRange]:
+    """Map raw intensities to model space [0, 1], zero outside the brain.
+
+    Args:
+        image: raw intensities, any shape.
+        mask: bool array of the same shape, True inside the brain.
+        params: percentiles to use; defaults to 0.5 / 99.5.
+        value_range: use this (lo, hi) instead of measuring it (e.g. to apply one image's range
+            to another).
+
+    Returns:
+        ``(normalized float32 array, the IntensityRange used)``.
+    """
+    value_range = value_range or intensity_range(image, mask, params)
+    scaled = (np.asarray(image, dtype=np.float32) - value_range.lo) / (value_range.hi - value_range.lo)
+    normalized = np.where(mask, np.clip(scaled, 0.0, 1.0), 0.0).astype(np.float32)
+    return normalized, value_range
+
+
+def denormalize(normalized: np.ndarray, mask: np.ndarray, value_range: IntensityRange) -> np.ndarray:
+    """Inverse of :func:`normalize` (up to clipping): model space back to raw units, zero outside."""
+    raw = np.asarray(normalized, dtype=np.float32) * (value_range.hi - value_range.lo) + value_range.lo
+    return np.where(mask, raw, 0.0).astype(np.float32)
