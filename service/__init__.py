@@ -1,0 +1,1 @@
+"""The synnet REST service: FastAPI app serving every model in the model store."""

@@ -1,0 +1,1 @@
+"""Training side of synnet: data, networks, losses, the fit/evaluate CLIs and model export."""
