@@ -90,7 +90,7 @@ def ssim_map(pred: torch.Tensor, truth: torch.Tensor, data_range: float | torch.
 def crop_to_ssim_map(x: torch.Tensor) -> torch.Tensor:
     """Crop a (N, C, ...) tensor the way :func:`ssim_map` crops, to weight or mask the map."""
     radius = WINDOW_SIZE // 2
-    index = (slice(None), slice(None)) + tuple(slice(radius, -radius) for _ in x.shape[2:])
+    index = (slice(None), slice(None), *tuple(slice(radius, -radius) for _ in x.shape[2:]))
     return x[index]
 
 

@@ -144,10 +144,7 @@ def _read_nifti(data: bytes, label: str, limits: ImageLimits) -> tuple[np.ndarra
         dtype = header.get_data_dtype()
     except Exception as exc:  # nibabel raises several types for a bad header
         raise InvalidImageError(f"{label} has a corrupt NIfTI header: {exc}", code="corrupt_file") from None
-    if len(shape) == 4 and shape[3] == 1:
-        data_shape = shape[:3]
-    else:
-        data_shape = shape
+    data_shape = shape[:3] if len(shape) == 4 and shape[3] == 1 else shape
     _check_shape(data_shape, label, limits, allowed_ndim=(2, 3))
     expected = int(header.get_data_offset()) + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) < expected:
