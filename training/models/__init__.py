@@ -1,0 +1,13 @@
+"""Networks for contrast synthesis behind a small registry.
+
+``create_model(name, n_src, n_dst, **kw)`` builds one of :func:`list_models`:
+``"synnet"`` (the paper's network), ``"cnn"`` (CM-1), ``"deconvnet"`` (CM-2), ``"unet"`` (CM-3).
+``model_config`` gives the hyper-parameters to record in the manifest.
+"""
+
+from __future__ import annotations
+
+from training.models import synnet as _synnet  # noqa: F401  (registers "synnet")
+from training.models.registry import create_model, list_models, model_config, register_model
+
+__all__ = ["create_model", "list_models", "model_config", "register_model"]
