@@ -1,0 +1,250 @@
+"""Finding, loading and splitting BraTS-layout cases.
+
+A dataset root holds one folder per case (subject). Two file-naming schemes are recognised:
+
+* BraTS 2018-2021: ``<case>/<case>_t1.nii.gz``, ``_t1ce``, ``_t2``, ``_flair``, ``_seg``;
+* BraTS 2023:      ``<case>/<case>-t1n.nii.gz``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg``;
+
+``.nii`` works as well as ``.nii.gz``. The modality is the token after the last ``_`` or ``-`` of
+the file name, read with :func:`synnet.modalities.parse_modality`, so every alias the rest of the
+project accepts is accepted here too.
+
+Splits are made by subject, never by slice: slices of one brain are strongly correlated, and a
+slice-level split would leak the test subjects into training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synnet.errors import UnknownModalityError
+from synnet.imageio import read_image
+from synnet.modalities import Modality, format_modalities, parse_modality
+from training.data.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SEG_TOKEN = "seg"
+# Affines of co-registered modalities may differ by float rounding between writers.
+AFFINE_ATOL = 1e-3
+
+
+@dataclass
+class BratsCase:
+    """One subject's files on disk.
+
+    Attributes:
+        case_id: the folder name, e.g. ``Brats18_2013_2_1`` or ``BraTS-GLI-00000-000``.
+        folder: the case folder.
+        files: the image file of each modality found.
+        seg: the tumour label map (0, 1 necrotic core, 2 oedema, 4 enhancing), if present.
+    """
+
+    case_id: str
+    folder: Path
+    files: dict[Modality, Path] = field(default_factory=dict)
+    seg: Path | None = None
+
+    def missing(self, required: Iterable[Modality | str]) -> list[Modality]:
+        """The modalities of ``required`` (in that order) that this case has no file for."""
+        return [m for m in (parse_modality(r) for r in required) if m not in self.files]
+
+
+@dataclass
+class LoadedCase:
+    """One subject's volumes in memory, all on the same voxel grid.
+
+    Attributes:
+        case_id: as in :class:`BratsCase`.
+        images: raw intensities of each loaded modality, float32 arrays of shape (X, Y, Z).
+        affine: (4, 4) voxel-to-world matrix shared by all images.
+        seg: uint8 label map of shape (X, Y, Z), or None when not loaded or absent.
+    """
+
+    case_id: str
+    images: dict[Modality, np.ndarray]
+    affine: np.ndarray
+    seg: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return next(iter(self.images.values())).shape
+
+
+def _strip_nifti_suffix(name: str) -> str | None:
+    lower = name.lower()
+    for suffix in NIFTI_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _file_token(stem: str) -> str:
+    """``Brats18_2013_2_1_t1ce`` -> ``t1ce``; ``BraTS-GLI-00000-000-t2f`` -> ``t2f``."""
+    cut = max(stem.rfind("_"), stem.rfind("-"))
+    return stem[cut + 1 :].lower()
+
+
+def _scan_case(folder: Path) -> BratsCase | None:
+    case = BratsCase(case_id=folder.name, folder=folder)
+    for path in sorted(folder.iterdir()):
+        stem = _strip_nifti_suffix(path.name) if path.is_file() else None
+        if stem is None:
+            continue
+        token = _file_token(stem)
+        if token == SEG_TOKEN:
+            if case.seg is not None:
+                raise DataError(
+                    f"case {case.case_id} has two segmentation files: {case.seg.name} and {path.name}",
+                    code="duplicate_file",
+                )
+            case.seg = path
+            continue
+        try:
+            modality = parse_modality(token)
+        except UnknownModalityError:
+            logger.debug("ignoring %s: %r is not a modality suffix", path, token)
+            continue
+        if modality in case.files:
+            raise DataError(
+                f"case {case.case_id} has two {modality.value} files: {case.files[modality].name} and {path.name}",
+                code="duplicate_file",
+            )
+        case.files[modality] = path
+    return case if case.files else None
+
+
+def find_cases(root: str | Path) -> list[BratsCase]:
+    """Discover the cases under a BraTS-layout root, one per sub-folder, sorted by case id.
+
+    Sub-folders without any recognised image file are skipped with a warning.
+
+    Raises:
+        DataError: ``root`` is not a folder, or holds no case at all (code ``no_cases``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {str(root)!r} is not a folder", code="no_cases")
+    cases = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        case = _scan_case(folder)
+        if case is None:
+            logger.warning("skipping %s: no <case>_t1/_t1ce/_t2/_flair or -t1n/-t1c/-t2w/-t2f NIfTI files", folder)
+            continue
+        cases.append(case)
+    if not cases:
+        raise DataError(
+            f"no BraTS cases under {str(root)!r}: expected sub-folders like <case>/<case>_t1.nii.gz "
+            "(BraTS 2018-2021) or <case>/<case>-t1n.nii.gz (BraTS 2023)",
+            code="no_cases",
+        )
+    return sorted(cases, key=lambda c: c.case_id)
+
+
+def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg: bool = True) -> LoadedCase:
+    """Read the requested modalities of one case and check that they share one voxel grid.
+
+    Args:
+        case: from :func:`find_cases`.
+        modalities: which images to read, e.g. ``(Modality.T1, Modality.T2)``.
+        load_seg: also read the segmentation when the case has one.
+
+    Returns:
+        A :class:`LoadedCase` with float32 (X, Y, Z) images.
+
+    Raises:
+        DataError: a requested modality is missing (``missing_modality``), or the images and
+            segmentation disagree in shape or affine (``mismatched_case``). Both name the case
+            and the modalities concerned.
+        InvalidImageError: a file is unreadable (from :func:`synnet.imageio.read_image`).
+    """
+    wanted = [parse_modality(m) for m in modalities]
+    missing = case.missing(wanted)
+    if missing:
+        found = format_modalities(case.files) or "none"
+        raise DataError(
+            f"case {case.case_id} lacks {format_modalities(missing)} (found: {found}) in {case.folder}",
+            code="missing_modality",
+        )
+    images: dict[Modality, np.ndarray] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    affines: dict[str, np.ndarray] = {}
+    for modality in wanted:
+        array, meta = read_image(case.files[modality])
+        images[modality] = array
+        shapes[modality.value] = array.shape
+        affines[modality.value] = meta.affine
+    seg = None
+    if load_seg and case.seg is not None:
+        seg_array, seg_meta = read_image(case.seg)
+        seg = np.rint(seg_array).astype(np.uint8)
+        shapes[SEG_TOKEN] = seg.shape
+        affines[SEG_TOKEN] = seg_meta.affine
+    _check_same_grid(case.case_id, shapes, affines)
+    return LoadedCase(case_id=case.case_id, images=images, affine=affines[wanted[0].value], seg=seg)
+
+
+def _check_same_grid(case_id: str, shapes: dict[str, tuple[int, ...]], affines: dict[str, np.ndarray]) -> None:
+    if any(len(shape) != 3 for shape in shapes.values()):
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise DataError(f"case {case_id}: every image must be a 3D volume, got {listed}", code="mismatched_case")
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise DataError(f"case {case_id}: modalities differ in shape: {listed}", code="mismatched_case")
+    names = list(affines)
+    reference = affines[names[0]]
+    differing = [name for name in names[1:] if not np.allclose(affines[name], reference, atol=AFFINE_ATOL)]
+    if differing:
+        raise DataError(
+            f"case {case_id}: the affine of {', '.join(differing)} differs from that of {names[0]} "
+            f"(max difference {max(float(np.abs(affines[n] - reference).max()) for n in differing):.4g}); "
+            "the modalities must be co-registered on one voxel grid",
+            code="mismatched_case",
+        )
+
+
+def _split_key(case_id: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{case_id}".encode()).hexdigest()
+
+
+def split_cases(case_ids: Sequence[str], n_holdout: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Hold out ``n_holdout`` subjects, deterministically for a given seed.
+
+    Each id is ranked by a hash of ``(seed, id)`` and the lowest ranks are held out, so the result
+    does not depend on the input order, and adding a case to the dataset never moves another
+    case between the two sides. Compose it for train/val/test::
+
+        rest, test = split_cases(ids, 4, seed)      # 16 -> 12 + 4
+        train, val = split_cases(rest, 2, seed)     # 12 -> 10 + 2
+
+    Returns:
+        ``(kept, held_out)``, each sorted.
+
+    Raises:
+        DataError: repeated ids, or ``n_holdout`` outside ``0..len(case_ids)`` (code ``bad_split``).
+    """
+    ids = list(case_ids)
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise DataError(f"case ids listed twice: {', '.join(repeated)}", code="bad_split")
+    if not 0 <= n_holdout <= len(ids):
+        raise DataError(f"cannot hold out {n_holdout} of {len(ids)} cases", code="bad_split")
+    ranked = sorted(ids, key=lambda case_id: _split_key(case_id, seed))
+    held_out = set(ranked[:n_holdout])
+    return sorted(i for i in ids if i not in held_out), sorted(held_out)
+
+
+def split_train_val_test(
+    case_ids: Sequence[str], n_val: int, n_test: int, seed: int = 0
+) -> tuple[list[str], list[str], list[str]]:
+    """``(train, val, test)`` by two :func:`split_cases`: test first, then val from the rest."""
+    rest, test = split_cases(case_ids, n_test, seed)
+    train, val = split_cases(rest, n_val, seed)
+    return train, val, test
