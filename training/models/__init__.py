@@ -7,7 +7,11 @@
 
 from __future__ import annotations
 
-from training.models import synnet as _synnet  # noqa: F401  (registers "synnet")
+# Importing the network modules registers their builders.
+from training.models import cnn as _cnn  # noqa: F401
+from training.models import deconvnet as _deconvnet  # noqa: F401
+from training.models import synnet as _synnet  # noqa: F401
+from training.models import unet as _unet  # noqa: F401
 from training.models.registry import create_model, list_models, model_config, register_model
 
 __all__ = ["create_model", "list_models", "model_config", "register_model"]

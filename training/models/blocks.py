@@ -60,3 +60,22 @@ class PoolingEncoderBlock(nn.Module):
         features = self.conv(x)
         pooled, indices = F.max_pool2d_with_indices(features, kernel_size=2, stride=2)
         return features, pooled, indices
+
+
+class PoolingEncoder(nn.Module):
+    """A contracting path of ``depth`` :class:`PoolingEncoderBlock` s (one SynNet encoder arm)."""
+
+    def __init__(self, in_channels: int, features: int, depth: int) -> None:
+        super().__init__()
+        channels = [in_channels] + [features] * (depth - 1)
+        self.blocks = nn.ModuleList([PoolingEncoderBlock(c, features) for c in channels])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """(B, C, H, W) → deepest (B, F, H/2^D, W/2^D), skips and indices per level (shallow first)."""
+        skips: list[torch.Tensor] = []
+        indices: list[torch.Tensor] = []
+        for block in self.blocks:
+            skip, x, index = block(x)
+            skips.append(skip)
+            indices.append(index)
+        return x, skips, indices

@@ -39,27 +39,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.blocks import PoolingEncoderBlock, check_input, conv_bn_relu, pad_to_multiple, unpool
+from training.models.blocks import PoolingEncoder, check_input, conv_bn_relu, pad_to_multiple, unpool
 from training.models.registry import register_model
-
-
-class EncoderArm(nn.Module):
-    """One source's contracting path: ``depth`` pooling encoder blocks."""
-
-    def __init__(self, in_channels: int, features: int, depth: int) -> None:
-        super().__init__()
-        channels = [in_channels] + [features] * (depth - 1)
-        self.blocks = nn.ModuleList([PoolingEncoderBlock(c, features) for c in channels])
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        """(B, C, H, W) → deepest (B, F, H/2^D, W/2^D), skips and indices per level (shallow first)."""
-        skips: list[torch.Tensor] = []
-        indices: list[torch.Tensor] = []
-        for block in self.blocks:
-            skip, x, index = block(x)
-            skips.append(skip)
-            indices.append(index)
-        return x, skips, indices
 
 
 class DecoderArm(nn.Module):
@@ -95,7 +76,7 @@ class SynNet(nn.Module):
         super().__init__()
         self.n_src = n_src
         self.multiple = 2**depth
-        self.encoders = nn.ModuleList([EncoderArm(1, features, depth) for _ in range(n_src)])
+        self.encoders = nn.ModuleList([PoolingEncoder(1, features, depth) for _ in range(n_src)])
         self.bottleneck = conv_bn_relu(n_src * features, features)
         self.decoders = nn.ModuleList([DecoderArm(features, n_src * features, depth) for _ in range(n_dst)])
 
