@@ -1,0 +1,201 @@
+"""Export a trained network as frozen TorchScript plus its manifest, verifying the result.
+
+The service loads only what this module writes: ``<store>/<name>/model.pt`` and
+``<store>/<name>/manifest.json``. Export therefore checks itself (script → freeze → save → reload
+→ compare with eager) and refuses to write a model whose reloaded outputs drift from the eager
+ones by more than 1e-5, instead of letting the service discover it.
+
+CLI, to re-export a training checkpoint (e.g. the best one of an interrupted run)::
+
+    python -m training.export runs/synnet_t1_to_t2/best.pt --out model_store --name synnet_t1_to_t2
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import platform
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import synnet
+from synnet.errors import SynnetError
+from synnet.manifest import MODEL_FILE, ModelManifest, sha256_file
+from training.checkpoint import Checkpoint, load_checkpoint
+from training.models import create_model
+
+logger = logging.getLogger(__name__)
+
+VERIFY_ATOL = 1e-5
+
+
+class ExportError(SynnetError):
+    """The exported model does not reproduce the eager model, or cannot be scripted."""
+
+    code = "export_failed"
+
+
+def export_torchscript(
+    model: nn.Module, example: torch.Tensor, path: str | Path, verify: bool = True, atol: float = VERIFY_ATOL
+) -> torch.jit.ScriptModule:
+    """Script, freeze and save ``model``; reload the file and compare it with eager.
+
+    Args:
+        model: the network; it is put in eval mode (BatchNorm uses its running statistics).
+        example: an input (B, n_src, H, W) on the model's device used for the comparison.
+        path: where to write the TorchScript file.
+        verify: reload the saved file and compare its output on ``example`` with eager's.
+        atol: largest absolute difference allowed.
+
+    Returns:
+        The reloaded (or, without ``verify``, the frozen) module.
+
+    Raises:
+        ExportError: scripting fails, or the reloaded output differs in shape or by more than ``atol``.
+    """
+    model.eval()
+    path = Path(path)
+    try:
+        frozen = torch.jit.freeze(torch.jit.script(model))
+    except Exception as error:  # TorchScript reports unsupported code with several types
+        raise ExportError(f"cannot script {type(model).__name__}: {error}") from error
+    torch.jit.save(frozen, str(path))
+    if not verify:
+        return frozen
+    reloaded = torch.jit.load(str(path), map_location=example.device)
+    with torch.no_grad():
+        expected = model(example)
+        actual = reloaded(example)
+    if actual.shape != expected.shape:
+        raise ExportError(f"exported model returns shape {tuple(actual.shape)}, eager {tuple(expected.shape)}")
+    difference = float((actual - expected).abs().max())
+    if not difference <= atol:  # also catches NaN
+        raise ExportError(f"exported model differs from eager by {difference:.3g} (allowed {atol:g})")
+    logger.info("exported %s: reloaded output matches eager (max |diff| %.2g)", path, difference)
+    return reloaded
+
+
+def framework_versions() -> dict[str, str]:
+    """Versions that determine whether a model file loads and computes the same elsewhere."""
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "synnet": synnet.__version__,
+    }
+    if torch.version.cuda:
+        versions["cuda"] = torch.version.cuda
+    return versions
+
+
+def write_model(
+    store_dir: str | Path, name: str, model: nn.Module, example: torch.Tensor, **manifest_fields: Any
+) -> ModelManifest:
+    """Write ``<store_dir>/<name>/{model.pt, manifest.json}``, replacing an older model of that name.
+
+    The files are written to a temporary folder next to the destination and moved into place only
+    after the export verified itself and the manifest validated, so the service never sees a
+    half-written model.
+
+    Args:
+        store_dir: the model store (``model_store``).
+        name: the model's folder name and manifest name.
+        model: the network; exported from the CPU.
+        example: an input (B, n_src, H, W) for the export's self-check.
+        manifest_fields: the remaining :class:`ModelManifest` fields (src, dst, architecture,
+            loss, normalization, output_reference, input, training_data, training, validation...).
+
+    Returns:
+        The manifest as written.
+    """
+    store = Path(store_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    target = store / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=store))
+    try:
+        cpu_model = copy.deepcopy(model).to("cpu").float()  # leave the caller's model where it is
+        export_torchscript(cpu_model, example.to("cpu").float(), staging / MODEL_FILE)
+        manifest = ModelManifest(
+            name=name,
+            frameworks=framework_versions(),
+            sha256=sha256_file(staging / MODEL_FILE),
+            created=datetime.now(UTC),
+            **manifest_fields,
+        )
+        manifest.save(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    logger.info("wrote %s", target)
+    return manifest
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
+    """Rebuild the bare network of a checkpoint and load its weights."""
+    spec = checkpoint["meta"]["manifest"]["architecture"]
+    params = dict(spec["params"])
+    n_src, n_dst = params.pop("n_src"), params.pop("n_dst")
+    model = create_model(spec["name"], n_src, n_dst, **params)
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def example_input(n_src: int, size: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A reproducible model-space input (B, n_src, size, size) in [0, 1] for the export check."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, n_src, size, size, generator=generator)
+
+
+def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str | None = None) -> ModelManifest:
+    """Export a training checkpoint to the model store, with the manifest recorded in it.
+
+    Args:
+        checkpoint: as loaded by :func:`training.checkpoint.load_checkpoint`.
+        store_dir: the model store.
+        name: the model name; defaults to the run's ``--name``.
+    """
+    fields = dict(checkpoint["meta"]["manifest"])
+    name = name or checkpoint["config"]["name"]
+    model = model_from_checkpoint(checkpoint)
+    size = fields["input"].get("trained_slice_size") or 64
+    example = example_input(len(fields["src"]), min(int(size), 256))
+    return write_model(store_dir, name, model, example, **fields)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.export CHECKPOINT [--out DIR] [--name NAME]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.export",
+        description="Export a training checkpoint (runs/<name>/best.pt or last.pt) as verified "
+        "frozen TorchScript plus manifest.json into the model store.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by python -m training.fit")
+    parser.add_argument(
+        "--out", type=Path, default=Path("model_store"), help="model store folder (default: %(default)s)"
+    )
+    parser.add_argument("--name", help="model name (default: the run's --name)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        manifest = export_checkpoint(load_checkpoint(args.checkpoint), args.out, args.name)
+    except SynnetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    logger.info("model %s (sha256 %s) written to %s", manifest.name, manifest.sha256[:12], args.out / manifest.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

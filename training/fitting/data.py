@@ -1,0 +1,152 @@
+"""From ``--data`` (or generated phantoms) to training and validation slices, split by subject.
+
+The split is decided on case ids only, before any image is read, and recorded in every checkpoint
+and manifest: the test subjects (``--test-cases``) are never loaded by the fit, so numbers later
+measured on them by ``training.evaluate`` are honest. ``split_cases`` ranks ids by a seeded hash,
+so the same folder and ``--split-seed`` give the same split for every model trained on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from synnet.modalities import Modality, format_modalities, parse_modalities
+from synnet.normalization import IntensityRange, NormalizationParams
+from training.data.brats import BratsCase, find_cases, load_case, split_cases
+from training.data.errors import DataError
+from training.data.slices import SliceStack, extract_slices, reference_ranges
+from training.fitting.config import FitConfig
+
+logger = logging.getLogger(__name__)
+
+PHANTOM_SOURCE = "generated"
+_COMPLETE_MARKER = ".complete"
+
+
+@dataclass
+class Split:
+    """Subject-level split; ``n_cases`` counts every usable case found (train + val + test)."""
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    seed: int
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.train) + len(self.val) + len(self.test)
+
+
+@dataclass
+class FitData:
+    """What the loop trains and validates on, plus what the manifest records about it."""
+
+    source: str
+    split: Split
+    train: list[SliceStack]
+    val: list[SliceStack]
+    output_reference: dict[Modality, IntensityRange]
+    normalization: NormalizationParams
+
+
+def phantom_root(config: FitConfig) -> Path:
+    """The cache folder of the generated cases for this ``--phantom-cases`` and ``--seed``."""
+    return Path(config.phantom_dir) / f"cases{config.phantom_cases}_seed{config.seed}"
+
+
+def ensure_phantoms(config: FitConfig, is_main: bool, barrier: Callable[[], None]) -> Path:
+    """Generate the phantom cases once (rank 0) and reuse them on later runs."""
+    root = phantom_root(config)
+    if is_main and not (root / _COMPLETE_MARKER).exists():
+        from training.phantom import write_cases  # needs nilearn; only imported when generating
+
+        logger.info("generating %d phantom cases in %s (once; cached for later runs)", config.phantom_cases, root)
+        root.mkdir(parents=True, exist_ok=True)
+        write_cases(root, config.phantom_cases, seed=config.seed)
+        (root / _COMPLETE_MARKER).touch()
+    barrier()
+    return root
+
+
+def _holdout(ids: list[str], spec: str, seed: int, what: str) -> tuple[list[str], list[str]]:
+    """(kept, held out) for a ``--val-cases``/``--test-cases`` value: a count or explicit ids."""
+    spec = spec.strip()
+    if spec.isdigit():
+        return split_cases(ids, int(spec), seed)
+    chosen = [item.strip() for item in spec.split(",") if item.strip()]
+    unknown = [item for item in chosen if item not in ids]
+    if unknown:
+        raise DataError(f"{what} {', '.join(unknown)} not among the available cases", code="bad_split")
+    return sorted(set(ids) - set(chosen)), sorted(chosen)
+
+
+def choose_split(case_ids: list[str], config: FitConfig) -> Split:
+    """Test subjects first, then validation subjects from the rest; at least one left to train on."""
+    rest, test = _holdout(case_ids, config.test_cases, config.split_seed, "--test-cases")
+    train, val = _holdout(rest, config.val_cases, config.split_seed, "--val-cases")
+    if not train:
+        raise DataError(
+            f"no training case left: {len(case_ids)} cases, {len(val)} for validation, {len(test)} for test",
+            code="bad_split",
+        )
+    return Split(train=train, val=val, test=test, seed=config.split_seed)
+
+
+def _usable_cases(root: Path, needed: tuple[Modality, ...]) -> list[BratsCase]:
+    cases = find_cases(root)
+    incomplete = {case.case_id: case.missing(needed) for case in cases if case.missing(needed)}
+    if len(incomplete) == len(cases):
+        found = sorted({m.value for case in cases for m in case.files})
+        raise DataError(
+            f"no case in {str(root)!r} has all of {format_modalities(needed)} (found: {', '.join(found)})",
+            code="missing_modality",
+        )
+    if incomplete:
+        listed = "; ".join(f"{cid} lacks {format_modalities(m)}" for cid, m in sorted(incomplete.items())[:5])
+        raise DataError(
+            f"{len(incomplete)} of {len(cases)} cases in {str(root)!r} lack needed modalities ({listed}); "
+            "remove them or choose other --src/--dst",
+            code="missing_modality",
+        )
+    return cases
+
+
+def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], None] = lambda: None) -> FitData:
+    """Find, split, load and slice the cases of a run.
+
+    Raises:
+        DataError: no cases, missing modalities, mismatched shapes, or an impossible split.
+    """
+    src, dst = parse_modalities(config.src), parse_modalities(config.dst)
+    root = Path(config.data) if config.data else ensure_phantoms(config, is_main, barrier)
+    cases = {case.case_id: case for case in _usable_cases(root, (*src, *dst))}
+    split = choose_split(sorted(cases), config)
+    logger.info(
+        "%d cases: %d train, %d validation, %d test (held out)",
+        split.n_cases,
+        len(split.train),
+        len(split.val),
+        len(split.test),
+    )
+    params = NormalizationParams()
+
+    def load(ids: list[str]) -> list[SliceStack]:
+        stacks = []
+        for case_id in ids:
+            loaded = load_case(cases[case_id], (*src, *dst), load_seg=False)
+            stacks.append(extract_slices(loaded, src, dst, params, config.min_brain_fraction))
+        return stacks
+
+    train, val = load(split.train), load(split.val)
+    logger.info("%d training and %d validation slices", sum(map(len, train)), sum(map(len, val)))
+    return FitData(
+        source=config.data or PHANTOM_SOURCE,
+        split=split,
+        train=train,
+        val=val,
+        output_reference=reference_ranges(train),
+        normalization=params,
+    )

@@ -1,0 +1,148 @@
+"""One training run from settings to exported model: wiring, not logic.
+
+Order matters in three places: the process group starts before the phantoms are generated (rank
+0 writes them, the others wait), the weights are seeded identically on every rank before the
+model is built, and export reads the best checkpoint back from disk, so what is exported is
+exactly what ``training.export`` would export from the same run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synnet.manifest import ModelManifest
+from synnet.modalities import parse_modalities
+from training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, warm_start
+from training.export import export_checkpoint
+from training.fitting.config import FitConfig, describe
+from training.fitting.data import FitData, prepare_data
+from training.fitting.distributed import DistContext, gather_digests, init_distributed, shutdown
+from training.fitting.optim import choose_precision
+from training.fitting.trainer import Trainer
+from training.losses import build_loss
+from training.models import create_model, model_config
+
+logger = logging.getLogger(__name__)
+
+DIGEST_FILE = "replica_digests.json"
+
+
+@dataclass
+class FitResult:
+    """What a run produced: its folder, the exported manifest (None with --no-export), history."""
+
+    run_dir: Path
+    manifest: ModelManifest | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def loss_kwargs(config: FitConfig) -> dict[str, float]:
+    if config.lambdas is None:
+        return {}
+    return dict(zip(("lambda_l2", "lambda_ssim", "lambda_tv"), config.lambdas, strict=True))
+
+
+def static_manifest_fields(
+    config: FitConfig, data: FitData, architecture: dict[str, Any], loss: Any, multiple_of: int
+) -> dict[str, Any]:
+    """Manifest fields that do not change during the run (JSON values, checkpoint-friendly)."""
+    return {
+        "version": config.model_version,
+        "src": list(config.src),
+        "dst": list(config.dst),
+        "architecture": {"name": config.arch, "params": {k: v for k, v in architecture.items() if k != "arch"}},
+        "loss": {"name": config.loss, "lambdas": dict(loss.lambdas)},
+        "normalization": data.normalization.model_dump(),
+        "output_reference": {m.value: r.model_dump() for m, r in data.output_reference.items()},
+        "input": {
+            "multiple_of": multiple_of,
+            "min_size": max(16, multiple_of),
+            "trained_slice_size": config.slice_size,
+        },
+        "training_data": {
+            "source": data.source,
+            "n_cases": data.split.n_cases,
+            "train_cases": data.split.train,
+            "val_cases": data.split.val,
+            "test_cases": data.split.test,
+            "split_seed": data.split.seed,
+        },
+    }
+
+
+def run(config: FitConfig, resume: Checkpoint | None = None) -> FitResult:
+    """Train (or continue) the run described by ``config`` and export it; see ``python -m training.fit -h``."""
+    context = init_distributed(config.device)
+    try:
+        return _run(config, resume, context)
+    finally:
+        shutdown(context)
+
+
+def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> FitResult:
+    run_dir = Path(config.run_dir)
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
+        logger.info("%s", describe(config))
+    seed_everything(config.seed)
+    data = prepare_data(config, context.is_main, context.barrier)
+    precision = choose_precision(config, context.device)
+
+    src, dst = parse_modalities(config.src), parse_modalities(config.dst)
+    architecture = model_config(config.arch, len(src), len(dst), features=config.features, depth=config.depth)
+    torch.manual_seed(config.seed)  # identical initial weights on every rank and on every rerun
+    model = create_model(config.arch, len(src), len(dst), features=config.features, depth=config.depth)
+    if config.init and resume is None:
+        warm_start(model, load_checkpoint(config.init)["model"])
+    model.to(context.device)
+    if precision.channels_last:
+        model.to(memory_format=torch.channels_last)
+    criterion = build_loss(config.loss, **loss_kwargs(config)).to(context.device)
+    static = static_manifest_fields(config, data, architecture, criterion, getattr(model, "multiple", 1))
+    if context.is_main:
+        logger.info("device %s, %s, %d process(es)", context.device, precision.describe(), context.world_size)
+
+    trainer = Trainer(config, context, data, model, criterion, precision, static)
+    if resume is not None:
+        trainer.load_state_dict(resume)
+    trainer.fit()
+
+    digests = gather_digests(context, model)
+    manifest = None
+    if context.is_main:
+        if context.distributed:
+            (run_dir / DIGEST_FILE).write_text(json.dumps(digests) + "\n")
+        if config.export:
+            manifest = export_run(run_dir, config)
+    context.barrier()
+    return FitResult(run_dir=run_dir, manifest=manifest, history=trainer.history, digests=digests)
+
+
+def export_run(run_dir: Path, config: FitConfig) -> ModelManifest:
+    """Export the best weights with the final run record (last.pt's manifest fields)."""
+    final = load_checkpoint(run_dir / LAST)
+    final["model"] = load_checkpoint(run_dir / BEST)["model"]
+    manifest = export_checkpoint(final, config.out, config.name)
+    metrics = "; ".join(
+        f"{m}: PSNR {v.psnr:.2f} dB, SSIM {v.ssim:.3f}" for m, v in manifest.validation.items() if v.psnr is not None
+    )
+    logger.info(
+        "model %s written to %s%s", manifest.name, Path(config.out) / manifest.name, f" ({metrics})" if metrics else ""
+    )
+    return manifest

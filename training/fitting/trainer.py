@@ -1,0 +1,286 @@
+"""The epoch loop: augment, step, validate, keep the best checkpoint, resume exactly.
+
+Reproducibility does not lean on the global RNG. The sample order comes from
+``DistributedSampler(seed)`` with ``set_epoch``, the training windows from ``(seed, epoch, index)``
+(see :mod:`training.data.dataset`) and the augmentation from a generator seeded with
+``(seed, rank, epoch, step)``. A run resumed from the checkpoint of epoch ``e`` therefore sees the
+same batches and transforms as the uninterrupted one, and on CPU ends with the same weights bit
+for bit. Checkpoints are written at epoch ends; ``--steps-per-epoch`` makes epochs as short as
+a long CPU run needs them to be.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from synnet.errors import SynnetError
+from training.checkpoint import BEST, LAST, Checkpoint, restore_rng_state, rng_state, save_checkpoint
+from training.data.augment import NO_AUGMENTATION, Augmenter, AugmentParams
+from training.data.dataset import SliceDataset
+from training.fitting.config import FitConfig
+from training.fitting.data import FitData
+from training.fitting.distributed import DistContext
+from training.fitting.optim import Precision, build_optimizer, build_scheduler
+from training.fitting.validation import ValidationResult, validate
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(SynnetError):
+    code = "training_diverged"
+
+
+class Trainer:
+    """Owns the model replica, optimizer, schedule and progress of one run.
+
+    Args:
+        config: the run's settings.
+        context: rank, world size and device.
+        data: training and validation slices.
+        model: the bare network, already on ``context.device``.
+        criterion: the loss module.
+        precision: autocast dtype and memory format.
+        static_meta: manifest fields fixed for the whole run (src, dst, architecture, split...).
+    """
+
+    def __init__(
+        self,
+        config: FitConfig,
+        context: DistContext,
+        data: FitData,
+        model: nn.Module,
+        criterion: nn.Module,
+        precision: Precision,
+        static_meta: dict[str, Any],
+    ) -> None:
+        self.config, self.context, self.data = config, context, data
+        self.model, self.criterion, self.precision = model, criterion, precision
+        self.static_meta = static_meta
+        self.run_dir = Path(config.run_dir)
+        params = AugmentParams(True, config.max_rotation, config.max_scale) if config.augment else NO_AUGMENTATION
+        self.augmenter = Augmenter(params, config.slice_size)
+        self.train_set = SliceDataset(data.train, window=self.augmenter.window, seed=config.seed)
+        self.sampler = DistributedSampler(
+            self.train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.seed
+        )
+        cuda = context.device.type == "cuda"
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            num_workers=config.workers,
+            # a last batch of one slice would make BatchNorm statistics meaningless
+            drop_last=len(self.sampler) >= config.batch_size,
+            pin_memory=cuda,
+            persistent_workers=config.workers > 0,
+        )
+        self.steps_per_epoch = min(len(self.loader), config.steps_per_epoch or len(self.loader))
+        total = config.epochs * self.steps_per_epoch
+        self.total_steps = min(total, config.max_steps) if config.max_steps else total
+        self.optimizer = build_optimizer(config, model.parameters())
+        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps)
+        self.scaler = torch.amp.GradScaler(context.device.type, enabled=precision.needs_scaler)
+        device_ids = [context.device.index] if cuda else None
+        self.network = DistributedDataParallel(model, device_ids=device_ids) if context.distributed else model
+        self.epoch = 0
+        self.step = 0
+        self.best: dict[str, Any] = {"val_loss": None, "epoch": None, "metrics": {}}
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.config.epochs or (
+            self.config.max_steps is not None and self.step >= self.config.max_steps
+        )
+
+    def fit(self) -> None:
+        """Train until ``--epochs`` or ``--max-steps``; validate and checkpoint after every epoch."""
+        if self.context.is_main:
+            logger.info(
+                "training: %d slices, %d steps per epoch (batch %d × %d process%s), %d steps in total",
+                len(self.train_set),
+                self.steps_per_epoch,
+                self.config.batch_size,
+                self.context.world_size,
+                "es" if self.context.distributed else "",
+                self.total_steps,
+            )
+        while not self.finished:
+            started = time.perf_counter()
+            train_loss = self.train_epoch()
+            self.epoch += 1
+            result = self.validate() if self.context.is_main and self.data.val else None
+            improved = self._record(train_loss, result, time.perf_counter() - started)
+            if self.context.is_main:
+                self.save(improved)
+            self.context.barrier()
+
+    def train_epoch(self) -> float:
+        """One pass (or ``--steps-per-epoch`` steps) over the training windows; the mean loss."""
+        self.sampler.set_epoch(self.epoch)
+        self.train_set.set_epoch(self.epoch)
+        self.network.train()
+        remaining = self.steps_per_epoch
+        if self.config.max_steps is not None:
+            remaining = min(remaining, self.config.max_steps - self.step)
+        bar = tqdm(
+            total=remaining,
+            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            unit="step",
+            disable=not self.context.is_main,
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
+        total, count = 0.0, 0
+        for index, (sources, targets, mask) in enumerate(self.loader):
+            if index >= remaining:
+                break
+            total += self.train_step(sources, targets, mask, self._augment_generator(index))
+            count += 1
+            bar.set_postfix(loss=f"{total / count:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
+            bar.update()
+        bar.close()
+        return total / max(count, 1)
+
+    def _augment_generator(self, index: int) -> torch.Generator:
+        seed = np.random.SeedSequence([self.config.seed, self.context.rank, self.epoch, index]).generate_state(1)[0]
+        return torch.Generator().manual_seed(int(seed))
+
+    def train_step(
+        self, sources: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, generator: torch.Generator
+    ) -> float:
+        """Augment one batch of windows, take an optimizer step, return the loss (averaged over ranks)."""
+        device = self.context.device
+        sources, targets, mask = (t.to(device, non_blocking=True) for t in (sources, targets, mask))
+        sources, targets, mask = self.augmenter(sources, targets, mask, generator)
+        if self.precision.channels_last:
+            sources = sources.contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast():
+            pred = self.network(sources)
+        # the loss runs in fp32: SSIM's variances cancel catastrophically in half precision
+        loss = self.criterion(pred.float(), targets, mask[:, None] if self.config.mask_loss else None)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        value = float(self.context.mean(loss.detach()))
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the loss became {value} at step {self.step}; "
+                f"lower --lr (now {self.config.lr}) or try --optimizer adam"
+            )
+        return value
+
+    def validate(self) -> ValidationResult:
+        return validate(
+            self.model,
+            self.data.val,
+            self.criterion,
+            self.context.device,
+            self.config.batch_size,
+            autocast=self.precision.autocast,
+            channels_last=self.precision.channels_last,
+            mask_loss=self.config.mask_loss,
+            max_slices=self.config.val_max_slices,
+        )
+
+    def _record(self, train_loss: float, result: ValidationResult | None, seconds: float) -> bool:
+        """Append to the history, update the best epoch; True when this epoch is the new best."""
+        entry: dict[str, Any] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": round(train_loss, 6),
+            "lr": self.scheduler.get_last_lr()[0],
+            "seconds": round(seconds, 1),
+        }
+        if result is not None:
+            entry["val_loss"] = round(result.loss, 6)
+            entry["val"] = result.metrics
+        self.history.append(entry)
+        best_loss = self.best["val_loss"]
+        # without validation cases every epoch is "best": the last weights are exported
+        improved = result is None or best_loss is None or result.loss < best_loss
+        if improved:
+            self.best = {
+                "val_loss": None if result is None else result.loss,
+                "epoch": self.epoch,
+                "metrics": {} if result is None else result.metrics,
+            }
+        if self.context.is_main:
+            summary = result.summary() if result is not None else "no validation cases"
+            logger.info(
+                "epoch %d/%d  train_loss %.4g  %s  (%.0f s)%s",
+                self.epoch,
+                self.config.epochs,
+                train_loss,
+                summary,
+                seconds,
+                "  [best]" if improved else "",
+            )
+        return improved
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """Manifest fields as of now: the static ones plus best validation metrics and progress."""
+        training = {
+            **{k: v for k, v in self.config.to_json().items() if k not in ("src", "dst", "name", "model_version")},
+            "epochs_completed": self.epoch,
+            "steps": self.step,
+            "samples_seen": self.step * self.config.batch_size * self.context.world_size,
+            "best_epoch": self.best["epoch"],
+            "best_val_loss": self.best["val_loss"],
+            "world_size": self.context.world_size,
+            "device": self.context.device.type,
+            "precision": self.precision.describe(),
+            "loss_config": getattr(self.criterion, "config", {}),
+            "history": self.history,
+        }
+        return {**self.static_meta, "validation": self.best["metrics"], "training": training}
+
+    def state_dict(self) -> Checkpoint:
+        return {
+            "config": self.config.to_json(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "rng": rng_state(),
+            "meta": {"manifest": self.manifest_fields()},
+        }
+
+    def load_state_dict(self, checkpoint: Checkpoint) -> None:
+        """Continue from a checkpoint of the same run (weights, optimizer, schedule, progress, RNG)."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
+        self.best, self.history = checkpoint["best"], list(checkpoint["history"])
+        restore_rng_state(checkpoint["rng"])
+        logger.info("resumed after epoch %d (step %d)", self.epoch, self.step)
+
+    def save(self, improved: bool) -> None:
+        state = self.state_dict()
+        save_checkpoint(state, self.run_dir / LAST)
+        if improved:
+            save_checkpoint(state, self.run_dir / BEST)

@@ -1,0 +1,127 @@
+"""Validation on whole slices: the training loss, and PSNR/SSIM per target via synnet.metrics.evaluate.
+
+The prediction is post-processed exactly as the service does before it is scored (clipped to
+[0, 1], zero outside the brain), and scored against the model-space truth per case, with the
+case's validation slices stacked into a (X, Y, n) volume, so the numbers are comparable to
+``training.evaluate`` and to the manifest of a served model. Metrics are averaged over cases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from synnet.metrics import evaluate
+from synnet.modalities import Modality
+from training.data.slices import SliceStack
+
+METRIC_NAMES = ("psnr", "ssim", "psnr_brain", "ssim_brain")
+
+
+@dataclass
+class ValidationResult:
+    """Mean validation loss over slices and mean metrics over cases, per target modality."""
+
+    loss: float
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = [f"val_loss {self.loss:.4g}"]
+        for target, values in self.metrics.items():
+            parts.append(
+                f"{target}: PSNR {_fmt(values['psnr'])} dB SSIM {_fmt(values['ssim'], 3)} "
+                f"(brain {_fmt(values['psnr_brain'])}/{_fmt(values['ssim_brain'], 3)})"
+            )
+        return "  ".join(parts)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "inf" if value is None else f"{value:.{digits}f}"
+
+
+def evenly_spaced(n: int, limit: int | None) -> np.ndarray:
+    """At most ``limit`` indices spread evenly over ``range(n)``."""
+    if limit is None or n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    stacks: list[SliceStack],
+    criterion: nn.Module,
+    device: torch.device,
+    batch_size: int,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    channels_last: bool = False,
+    mask_loss: bool = False,
+    max_slices: int | None = None,
+) -> ValidationResult:
+    """Run ``model`` (eval mode) over whole validation slices.
+
+    Args:
+        model: the bare network (not the DDP wrapper), mapping (B, k, H, W) → (B, m, H, W).
+        stacks: validation cases.
+        criterion: the training loss, ``forward(pred, target, mask=None)``.
+        device: where to compute.
+        batch_size: slices per forward pass.
+        autocast: makes the context that enables mixed precision (a no-op by default).
+        channels_last: feed inputs in channels_last memory format.
+        mask_loss: pass the brain mask to the loss, as training does.
+        max_slices: validate on at most this many evenly spaced slices per case.
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum, n_slices = 0.0, 0
+    per_case: dict[str, list[dict[str, float]]] = {}
+    try:
+        for stack in stacks:
+            chosen = evenly_spaced(len(stack), max_slices)
+            predictions = []
+            for start in range(0, len(chosen), batch_size):
+                index = chosen[start : start + batch_size]
+                sources = torch.from_numpy(stack.sources[index]).to(device)
+                targets = torch.from_numpy(stack.targets[index]).to(device)
+                mask = torch.from_numpy(stack.masks[index]).to(device)
+                if channels_last:
+                    sources = sources.contiguous(memory_format=torch.channels_last)
+                with autocast():
+                    pred = model(sources)
+                pred = pred.float()
+                loss = criterion(pred, targets, mask[:, None] if mask_loss else None)
+                loss_sum += float(loss) * len(index)
+                n_slices += len(index)
+                predictions.append(pred.clamp(0, 1).mul(mask[:, None]).cpu().numpy())
+            _score_case(stack, chosen, np.concatenate(predictions), per_case)
+    finally:
+        model.train(was_training)
+    return ValidationResult(loss=loss_sum / max(n_slices, 1), metrics=_mean_over_cases(per_case))
+
+
+def _score_case(
+    stack: SliceStack, chosen: np.ndarray, pred: np.ndarray, out: dict[str, list[dict[str, float]]]
+) -> None:
+    """Stack the case's slices into (X, Y, n) volumes and score each target."""
+    mask = np.moveaxis(stack.masks[chosen], 0, -1)
+    for channel, target in enumerate(stack.dst):
+        truth = np.moveaxis(stack.targets[chosen, channel], 0, -1)
+        report = evaluate(np.moveaxis(pred[:, channel], 0, -1), truth, mask)
+        out.setdefault(Modality(target).value, []).append({name: getattr(report, name) for name in METRIC_NAMES})
+
+
+def _mean_over_cases(per_case: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float | None]]:
+    """Mean of each metric; an infinite PSNR (a perfect case) is reported as None, like MetricReport."""
+    means: dict[str, dict[str, float | None]] = {}
+    for target, reports in per_case.items():
+        means[target] = {}
+        for name in METRIC_NAMES:
+            value = float(np.mean([r[name] for r in reports]))
+            means[target][name] = round(value, 6) if math.isfinite(value) else None
+    return means
