@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(config.run_dir)
         run(config, resume)
     except (SynnetError, OSError) as error:  # bad input or an unwritable/missing path: one line, no traceback
-        print(f"error: {error}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: say it once
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; continue with --resume <run-dir>/last.pt", file=sys.stderr)

@@ -85,6 +85,18 @@ def shutdown(context: DistContext) -> None:
         dist.destroy_process_group()
 
 
+def broadcast_buffers(context: DistContext, module: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts them at the start of each forward, so after the last forward of an epoch each
+    replica holds statistics updated from its own batch only; syncing at the epoch end makes the
+    checkpoints, validation and final weights of all ranks identical.
+    """
+    if context.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def state_digest(module: nn.Module) -> str:
     """sha256 over the names and bytes of every parameter and buffer, to compare replicas."""
     digest = hashlib.sha256()

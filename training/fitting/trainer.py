@@ -31,7 +31,7 @@ from training.data.augment import NO_AUGMENTATION, Augmenter, AugmentParams
 from training.data.dataset import SliceDataset
 from training.fitting.config import FitConfig
 from training.fitting.data import FitData
-from training.fitting.distributed import DistContext
+from training.fitting.distributed import DistContext, broadcast_buffers
 from training.fitting.optim import Precision, build_optimizer, build_scheduler
 from training.fitting.validation import ValidationResult, validate
 
@@ -120,6 +120,7 @@ class Trainer:
         while not self.finished:
             started = time.perf_counter()
             train_loss = self.train_epoch()
+            broadcast_buffers(self.context, self.model)
             self.epoch += 1
             result = self.validate() if self.context.is_main and self.data.val else None
             improved = self._record(train_loss, result, time.perf_counter() - started)
