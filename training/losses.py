@@ -65,8 +65,8 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
 def edge_weights(target: torch.Tensor, w: float = EDGE_WEIGHT) -> torch.Tensor:
     """Pixel weights ω(x) = 1 + w · edge(x) from the target's gradient magnitude (paper Fig. 3).
 
-    With Sobel derivatives Gx, Gy of each image and channel (replicate padding, so the image
-    border is no edge)::
+    With the Sobel derivatives of each image and channel, Gx = [1 2 1]ᵀ ⊗ [−1 0 1] along W and
+    Gy = its transpose along H (replicate padding, so the image border is no edge)::
 
         g(x)    = sqrt(Gx(x)² + Gy(x)²)
         edge(x) = g(x) / max_y g(y)        (per image and channel; 0 for a flat image)
@@ -179,6 +179,10 @@ def total_variation(pred: torch.Tensor, mask: torch.Tensor | None = None, eps: f
 class SynthesisLoss(nn.Module):
     """Base of the loss modules: ``forward(pred, target, mask=None) -> scalar``.
 
+    ``forward`` computes in at least float32 with autocast switched off, so a mixed-precision
+    training loop can call it inside its autocast region: SSIM's variances E[x²] − μ² cancel
+    catastrophically in half precision. Subclasses implement :meth:`compute`.
+
     Attributes:
         name: the ``build_loss`` name.
         lambdas: weight of each term, for the manifest.
@@ -192,6 +196,18 @@ class SynthesisLoss(nn.Module):
         self.lambdas = dict(lambdas)
         self.config: dict[str, Any] = {"name": self.name, "lambdas": dict(lambdas), **hyper}
 
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """pred, target: (B, C, H, W); mask: optional (B, 1|C, H, W) → scalar loss."""
+        with torch.autocast(device_type=pred.device.type, enabled=False):
+            if pred.dtype in (torch.float16, torch.bfloat16):
+                pred = pred.float()
+            if target.dtype in (torch.float16, torch.bfloat16):
+                target = target.float()
+            return self.compute(pred, target, mask)
+
+    def compute(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
 
 class L2Loss(SynthesisLoss):
     """Plain mean squared error, the comparative methods' loss."""
@@ -201,7 +217,7 @@ class L2Loss(SynthesisLoss):
     def __init__(self) -> None:
         super().__init__({"l2": 1.0})
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def compute(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return l2(pred, target, mask)
 
 
@@ -214,7 +230,7 @@ class WeightedL2Loss(SynthesisLoss):
         super().__init__({"wl2": 1.0}, edge_weight=edge_weight)
         self.edge_weight = edge_weight
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def compute(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return weighted_l2(pred, target, edge_weights(target, self.edge_weight), mask)
 
 
@@ -227,7 +243,7 @@ class SSIMLoss(SynthesisLoss):
         super().__init__({"ssim": 1.0}, data_range=data_range)
         self.data_range = data_range
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def compute(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return ssim_loss(pred, target, mask, self.data_range)
 
 
@@ -269,7 +285,7 @@ class JointLoss(SynthesisLoss):
             "tv": total_variation(pred, mask, self.tv_eps),
         }
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def compute(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         terms = self.terms(pred, target, mask)
         return sum((self.lambdas[key] * value for key, value in terms.items()), pred.new_zeros(()))
 

@@ -227,3 +227,15 @@ def test_float32_joint_loss_trains_toward_the_target() -> None:
         optimizer.step()
     assert math.isfinite(value.item()) and value.item() < first
     assert np.isfinite(pred.detach().numpy()).all()
+
+
+def test_losses_compute_in_float32_inside_autocast() -> None:
+    pred, target = _pair((2, 1, 16, 16), dtype=torch.float32)
+    for name in list_losses():
+        loss = build_loss(name)
+        expected = loss(pred, target)
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            value = loss(pred.bfloat16(), target)
+        assert value.dtype == torch.float32
+        assert value.item() == pytest.approx(loss(pred.bfloat16().float(), target).item(), rel=1e-5)
+        assert value.item() == pytest.approx(expected.item(), rel=0.05)

@@ -83,12 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--w", type=float, default=EDGE_WEIGHT, help="edge weight w in ω = 1 + w·edge")
     parser.add_argument("--out", type=Path, default=Path("docs/edge_weights.png"))
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     cases = sorted(p for p in args.data.iterdir() if p.is_dir())
     case_dir = args.data / args.case if args.case else cases[0]
     z, panels = slice_weights(case_dir, args.slice, args.w)
     title = f"Edge weights of the joint loss, BraTS case {case_dir.name}, axial slice z={z}"
     draw(panels, args.w, title, args.out)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     logger.info("wrote %s", args.out)
 
 

@@ -41,7 +41,12 @@ def check_input(x: torch.Tensor, n_src: int) -> None:
 
 
 def unpool(x: torch.Tensor, indices: torch.Tensor, size: list[int]) -> torch.Tensor:
-    """Max-unpool (B, C, h, w) to (B, C, *size): each value goes back to where its max came from."""
+    """Max-unpool (B, C, h, w) to (B, C, *size): each value goes back to where its max came from.
+
+    With 2×2 windows at stride 2 every output position is written at most once, so the result is
+    deterministic, but torch flags ``max_unpool2d`` as nondeterministic: under
+    ``torch.use_deterministic_algorithms(True)`` it raises unless ``warn_only=True`` is given.
+    """
     return torch.ops.aten.max_unpool2d(x, indices, size)
 
 

@@ -31,7 +31,7 @@ strongly. Why this choice:
 
 Any H×W works: the input is zero-padded (bottom/right) to a multiple of 2^D and the output is
 cropped back. Cost for k = m = 1, F = 64, D = 4 on a 240×240 slice: about 12.8 GFLOP, 88 % of it
-in the decoder's full-resolution convolutions.
+in the decoder (two thirds in its full-resolution 128 → 64 convolution).
 """
 
 from __future__ import annotations
