@@ -85,13 +85,20 @@ def _holdout(ids: list[str], spec: str, seed: int, what: str) -> tuple[list[str]
 
 def choose_split(case_ids: list[str], config: FitConfig) -> Split:
     """Test subjects first, then validation subjects from the rest; at least one left to train on."""
-    rest, test = _holdout(case_ids, config.test_cases, config.split_seed, "--test-cases")
-    train, val = _holdout(rest, config.val_cases, config.split_seed, "--val-cases")
-    if not train:
+    for spec, flag in ((config.val_cases, "--val-cases"), (config.test_cases, "--test-cases")):
+        if not spec.strip().isdigit():
+            _holdout(case_ids, spec, config.split_seed, flag)  # reports unknown case ids first
+    counts = [
+        int(spec) if spec.strip().isdigit() else len(spec.split(",")) for spec in (config.val_cases, config.test_cases)
+    ]
+    if sum(counts) >= len(case_ids):
         raise DataError(
-            f"no training case left: {len(case_ids)} cases, {len(val)} for validation, {len(test)} for test",
+            f"{len(case_ids)} cases cannot give {counts[0]} validation and {counts[1]} test cases "
+            "and leave one to train on; lower --val-cases/--test-cases",
             code="bad_split",
         )
+    rest, test = _holdout(case_ids, config.test_cases, config.split_seed, "--test-cases")
+    train, val = _holdout(rest, config.val_cases, config.split_seed, "--val-cases")
     return Split(train=train, val=val, test=test, seed=config.split_seed)
 
 
@@ -124,13 +131,6 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     root = Path(config.data) if config.data else ensure_phantoms(config, is_main, barrier)
     cases = {case.case_id: case for case in _usable_cases(root, (*src, *dst))}
     split = choose_split(sorted(cases), config)
-    logger.info(
-        "%d cases: %d train, %d validation, %d test (held out)",
-        split.n_cases,
-        len(split.train),
-        len(split.val),
-        len(split.test),
-    )
     params = NormalizationParams()
 
     def load(ids: list[str]) -> list[SliceStack]:
@@ -141,7 +141,15 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
         return stacks
 
     train, val = load(split.train), load(split.val)
-    logger.info("%d training and %d validation slices", sum(map(len, train)), sum(map(len, val)))
+    logger.info(
+        "%d cases: %d train (%d slices), %d validation (%d slices), %d test (held out, not loaded)",
+        split.n_cases,
+        len(split.train),
+        sum(map(len, train)),
+        len(split.val),
+        sum(map(len, val)),
+        len(split.test),
+    )
     return FitData(
         source=config.data or PHANTOM_SOURCE,
         split=split,

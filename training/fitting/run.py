@@ -99,9 +99,10 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
-        logger.info("%s", describe(config))
     seed_everything(config.seed)
     data = prepare_data(config, context.is_main, context.barrier)
+    if context.is_main:
+        logger.info("%s", describe(config))
     precision = choose_precision(config, context.device)
 
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
