@@ -1,0 +1,96 @@
+"""training.triton: a Triton repository that Triton's own config schema accepts, for a model we export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from synnet.manifest import ModelManifest
+from training.export import example_input, write_model
+from training.models import create_model, model_config
+from training.triton import TritonExportError, main, write_triton_repository
+
+SRC, DST = ["T1", "T1c"], ["T2"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store with one tiny SynNet (2 sources -> 1 target) exported by training.export."""
+    store = tmp_path_factory.mktemp("store")
+    torch.manual_seed(0)
+    hyper = {"features": 4, "depth": 1}
+    model = create_model("synnet", len(SRC), len(DST), **hyper)
+    write_model(
+        store,
+        "tiny_t1-t1c_to_t2",
+        model,
+        example_input(len(SRC), 32),
+        src=SRC,
+        dst=DST,
+        version="3",
+        architecture={"name": "synnet", "params": model_config("synnet", len(SRC), len(DST), **hyper)},
+        loss={"name": "l2"},
+        training_data={"source": "generated", "n_cases": 0},
+    )
+    return store
+
+
+def parse_config(path) -> model_config_pb2.ModelConfig:
+    # Parse raises on any field or enum that Triton's ModelConfig does not define.
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+def test_config_pbtxt_parses_as_triton_model_config(store, tmp_path):
+    (model_dir,) = write_triton_repository(store, tmp_path, max_batch_size=16, preferred_batch_sizes=[4, 16, 64])
+    config = parse_config(model_dir / "config.pbtxt")
+
+    assert config.name == model_dir.name == "tiny_t1-t1c_to_t2"
+    assert config.platform == "pytorch_libtorch"
+    assert config.max_batch_size == 16
+    (tensor_in,) = config.input
+    (tensor_out,) = config.output
+    assert (tensor_in.name, list(tensor_in.dims)) == ("INPUT__0", [len(SRC), -1, -1])
+    assert (tensor_out.name, list(tensor_out.dims)) == ("OUTPUT__0", [len(DST), -1, -1])
+    assert tensor_in.data_type == tensor_out.data_type == model_config_pb2.TYPE_FP32
+    assert config.WhichOneof("scheduling_choice") == "dynamic_batching"
+    assert list(config.dynamic_batching.preferred_batch_size) == [4, 16]  # 64 > max_batch_size is dropped
+    assert config.dynamic_batching.max_queue_delay_microseconds > 0
+    manifest = ModelManifest.load(store / model_dir.name)
+    assert config.parameters["synnet_src"].string_value == "T1,T1c"
+    assert config.parameters["synnet_sha256"].string_value == manifest.sha256
+
+
+def test_version_folder_holds_the_served_torchscript(store, tmp_path):
+    (model_dir,) = write_triton_repository(store, tmp_path)
+    served = torch.jit.load(str(store / model_dir.name / "model.pt"))
+    exported = torch.jit.load(str(model_dir / "3" / "model.pt"))  # manifest version "3"
+    x = example_input(len(SRC), 24, batch=3)
+    with torch.inference_mode():
+        assert torch.equal(exported(x), served(x))
+    assert ModelManifest.load(model_dir) == ModelManifest.load(store / model_dir.name)
+
+
+def test_symlink_and_rerun_replace_the_model(store, tmp_path):
+    write_triton_repository(store, tmp_path)
+    (model_dir,) = write_triton_repository(store, tmp_path, symlink=True)
+    assert (model_dir / "3" / "model.pt").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [model_dir.name]  # no staging folder left
+
+
+def test_model_file_not_matching_its_manifest_is_refused(store, tmp_path):
+    broken = tmp_path / "store" / "broken"
+    broken.mkdir(parents=True)
+    manifest = ModelManifest.load(store / "tiny_t1-t1c_to_t2").model_copy(update={"name": "broken"})
+    manifest.save(broken)
+    (broken / "model.pt").write_bytes(b"not the exported model")
+    with pytest.raises(TritonExportError, match="sha256"):
+        write_triton_repository(broken.parent, tmp_path / "triton")
+
+
+def test_cli_writes_the_repository_and_reports_errors(store, tmp_path, capsys):
+    assert main(["--store", str(store), "--out", str(tmp_path / "repo"), "--max-batch-size", "8"]) == 0
+    assert parse_config(tmp_path / "repo" / "tiny_t1-t1c_to_t2" / "config.pbtxt").max_batch_size == 8
+    assert main(["--store", str(store), "--out", str(tmp_path / "repo"), "--model", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
