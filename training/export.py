@@ -80,7 +80,7 @@ def export_torchscript(
     difference = float((actual - expected).abs().max())
     if not difference <= atol:  # also catches NaN
         raise ExportError(f"exported model differs from eager by {difference:.3g} (allowed {atol:g})")
-    logger.info("exported %s: reloaded output matches eager (max |diff| %.2g)", path, difference)
+    logger.debug("exported %s: reloaded output matches eager (max |diff| %.2g)", path, difference)
     return reloaded
 
 

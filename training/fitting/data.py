@@ -23,6 +23,9 @@ from training.fitting.config import FitConfig
 logger = logging.getLogger(__name__)
 
 PHANTOM_SOURCE = "generated"
+# The phantom dataset is a fixed dataset, not part of a run's randomness: every run (any --seed)
+# sees the same cases, and N cases are a prefix of N + 1.
+PHANTOM_SEED = 0
 _COMPLETE_MARKER = ".complete"
 
 
@@ -53,8 +56,8 @@ class FitData:
 
 
 def phantom_root(config: FitConfig) -> Path:
-    """The cache folder of the generated cases for this ``--phantom-cases`` and ``--seed``."""
-    return Path(config.phantom_dir) / f"cases{config.phantom_cases}_seed{config.seed}"
+    """The cache folder of the generated cases for this ``--phantom-cases``."""
+    return Path(config.phantom_dir) / f"cases{config.phantom_cases}_seed{PHANTOM_SEED}"
 
 
 def ensure_phantoms(config: FitConfig, is_main: bool, barrier: Callable[[], None]) -> Path:
@@ -65,7 +68,7 @@ def ensure_phantoms(config: FitConfig, is_main: bool, barrier: Callable[[], None
 
         logger.info("generating %d phantom cases in %s (once; cached for later runs)", config.phantom_cases, root)
         root.mkdir(parents=True, exist_ok=True)
-        write_cases(root, config.phantom_cases, seed=config.seed)
+        write_cases(root, config.phantom_cases, seed=PHANTOM_SEED)
         (root / _COMPLETE_MARKER).touch()
     barrier()
     return root
