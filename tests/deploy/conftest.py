@@ -86,13 +86,13 @@ def nginx_bin() -> str:
     return nginx
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def nginx_config():
     """``nginx_config(prefix, values) -> nginx.conf`` (see :func:`write_nginx_config`)."""
     return write_nginx_config
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def nginx_command(nginx_bin):
     """``nginx_command(conf, *flags)``: the nginx command line for a config written by nginx_config."""
 
