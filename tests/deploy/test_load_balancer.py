@@ -96,8 +96,14 @@ class Cluster:
     url: str  # nginx
     access_log: Path
 
-    def log_entries(self) -> list[dict[str, str]]:
-        return [m.groupdict() for m in map(LOG_LINE.search, self.access_log.read_text().splitlines()) if m]
+    def log_entries(self, at_least: int = 0) -> list[dict[str, str]]:
+        """The access log's lines; waits (briefly) for ``at_least``, as nginx logs a request after answering it."""
+        deadline = time.monotonic() + 5
+        while True:
+            entries = [m.groupdict() for m in map(LOG_LINE.search, self.access_log.read_text().splitlines()) if m]
+            if len(entries) >= at_least or time.monotonic() > deadline:
+                return entries
+            time.sleep(0.05)
 
 
 def export_tiny_model(store: Path) -> None:
@@ -184,11 +190,12 @@ def synthesize_count(address: str) -> float:
 
 def test_requests_are_spread_over_both_replicas(cluster):
     before = {address: synthesize_count(address) for address in cluster.replicas}
+    n_before = len(cluster.log_entries())
     with httpx.Client(base_url=cluster.url, timeout=30) as client:
         statuses = [synthesize(client, seed).status_code for seed in range(10)]
     assert statuses == [200] * 10
 
-    entries = [e for e in cluster.log_entries() if "/synthesize" in e["request"]]
+    entries = cluster.log_entries(at_least=n_before + 10)[n_before:]
     per_replica = Counter(served_by(e) for e in entries)
     assert set(per_replica) == set(cluster.replicas) and min(per_replica.values()) >= 3, per_replica
     # ... and each replica counted its share itself.
@@ -222,7 +229,7 @@ def test_killed_replica_loses_no_request(cluster):
         statuses += [client.get("/healthz").status_code for _ in range(6)]
     assert statuses == [200] * 46
 
-    entries = cluster.log_entries()[n_before:]
+    entries = cluster.log_entries(at_least=n_before + 46)[n_before:]
     assert len(entries) == 46
     assert served_by(entries[-1]) == survivor
     # Requests that went to the dead replica first were retried by nginx on the survivor.
