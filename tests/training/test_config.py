@@ -51,3 +51,13 @@ def test_resume_takes_saved_settings_and_allows_only_session_options() -> None:
         _config("--lr", "0.1", base=saved)
     with pytest.raises(ConfigError, match="--dst differ"):
         _config("--dst", "FLAIR", base=saved)
+
+
+def test_a_resumed_run_refuses_another_subject_split() -> None:
+    from training.fitting.run import check_same_split
+
+    split = {"source": "d", "train_cases": ["a", "b"], "val_cases": ["c"], "test_cases": []}
+    resume = {"meta": {"manifest": {"training_data": split}}}
+    check_same_split(resume, {"training_data": dict(split)})
+    with pytest.raises(ConfigError, match="another subject split"):
+        check_same_split(resume, {"training_data": {**split, "train_cases": ["a"], "val_cases": ["b"]}})

@@ -95,8 +95,11 @@ class FitConfig:
 
 
 # What a resumed run may change; everything else must match the checkpoint.
+# ``data``/``phantom_dir`` may move between sessions; the run checks that the split is unchanged.
 RESUMABLE = frozenset(
     {
+        "data",
+        "phantom_dir",
         "epochs",
         "max_steps",
         "steps_per_epoch",

@@ -22,7 +22,7 @@ from synnet.manifest import ModelManifest
 from synnet.modalities import parse_modalities
 from training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, warm_start
 from training.export import export_checkpoint
-from training.fitting.config import FitConfig, describe
+from training.fitting.config import ConfigError, FitConfig, describe
 from training.fitting.data import FitData, prepare_data
 from training.fitting.distributed import DistContext, gather_digests, init_distributed, shutdown
 from training.fitting.optim import choose_precision
@@ -85,6 +85,19 @@ def static_manifest_fields(
     }
 
 
+def check_same_split(resume: Checkpoint, static: dict[str, Any]) -> None:
+    """A resumed run must see the subjects it was trained on, even if the data folder moved."""
+    keys = ("train_cases", "val_cases", "test_cases")
+    recorded = resume["meta"]["manifest"]["training_data"]
+    now = static["training_data"]
+    if any(recorded[key] != now[key] for key in keys):
+        raise ConfigError(
+            f"the data now give another subject split than the resumed run's ({recorded['source']}: "
+            f"{len(recorded['train_cases'])} train, {len(recorded['val_cases'])} val, "
+            f"{len(recorded['test_cases'])} test); resume on the same cases"
+        )
+
+
 def run(config: FitConfig, resume: Checkpoint | None = None) -> FitResult:
     """Train (or continue) the run described by ``config`` and export it; see ``python -m training.fit -h``."""
     context = init_distributed(config.device)
@@ -104,6 +117,8 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
     if context.is_main:
         logger.info("%s", describe(config))
     precision = choose_precision(config, context.device)
+    if context.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed window size: the autotuned kernels are reused
 
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
     architecture = model_config(config.arch, len(src), len(dst), features=config.features, depth=config.depth)
@@ -121,6 +136,7 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
 
     trainer = Trainer(config, context, data, model, criterion, precision, static)
     if resume is not None:
+        check_same_split(resume, static)
         trainer.load_state_dict(resume)
     trainer.fit()
 
