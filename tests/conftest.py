@@ -1,0 +1,28 @@
+"""Fixtures shared by every test package: generated BraTS-like cases on disk.
+
+Generated cases (:mod:`training.phantom`) stand in for real BraTS data so that the suite runs on a
+fresh machine without network or data; they are made once per test session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PHANTOM_CASES = 3
+PHANTOM_SEED = 0
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BraTS-2021-layout folder of 3 generated cases (seed 0), written once per session.
+
+    Each case is ``BraTS2021_phantom_0000i/BraTS2021_phantom_0000i_{t1,t1ce,t2,flair,seg}.nii.gz``,
+    240 x 240 x 155 int16. Treat it as read-only: other tests share it.
+    """
+    from training.phantom import write_cases
+
+    root = tmp_path_factory.mktemp("phantom_brats")
+    write_cases(root, PHANTOM_CASES, seed=PHANTOM_SEED)
+    return root
