@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training.fit",
         argument_default=argparse.SUPPRESS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train a network that synthesizes the --dst MR contrasts from the --src ones, then export "
-        "it as verified TorchScript plus manifest.json to <out>/<name>/.",
+        description="Train a network that synthesizes the --dst MR contrasts from the --src ones, then export\n"
+        "it as verified, frozen TorchScript plus manifest.json to <out>/<name>/. Checkpoints (last.pt,\n"
+        "best.pt by validation loss), the log and the settings go to --run-dir.",
         epilog="examples:\n"
         "  python -m training.fit --src T1 --dst T2 --epochs 2             # generated phantom data\n"
         "  python -m training.fit --src T1,T1c --dst T2,FLAIR --data ../shared/data/brats18 --test-cases 4\n"
@@ -139,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "\nModalities: T1, T1c, T2, FLAIR (aliases t1ce, t1n, t2w, t2f, flair... case-insensitive).",
     )
     what = parser.add_argument_group("what to synthesize")
-    what.add_argument("--src", help="source modalities, comma-separated, in channel order (e.g. T1,T1c)")
+    what.add_argument(
+        "--src", help="source modalities, comma-separated, in channel order (e.g. T1,T1c); required unless --resume"
+    )
     what.add_argument("--dst", help="target modalities, comma-separated, disjoint from --src (e.g. T2)")
 
     data = parser.add_argument_group("data")
@@ -198,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--mask-loss", action="store_true", help="compute the loss inside the brain only")
 
     optim = parser.add_argument_group("optimization")
-    optim.add_argument("--optimizer", choices=("sgd", "adam"), help=f"(default: {_default('optimizer')})")
+    optim.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam"),
+        help=f"sgd: with momentum, as in the paper (default: {_default('optimizer')})",
+    )
     optim.add_argument("--lr", type=float, metavar="X", help=f"learning rate (default: {_default('lr')})")
     optim.add_argument("--momentum", type=float, metavar="X", help=f"SGD momentum (default: {_default('momentum')})")
     optim.add_argument(
@@ -212,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("constant", "cosine"),
         help=f"learning-rate schedule over all steps (default: {_default('schedule')})",
     )
-    optim.add_argument("--epochs", type=int, metavar="N", help=f"(default: {_default('epochs')})")
+    optim.add_argument(
+        "--epochs", type=int, metavar="N", help=f"passes over the training slices (default: {_default('epochs')})"
+    )
     optim.add_argument(
         "--batch-size", type=int, metavar="N", help=f"slices per step and process (default: {_default('batch_size')})"
     )
@@ -260,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, metavar="N", help=f"DataLoader worker processes (default: {_default('workers')})"
     )
     run.add_argument(
-        "--resume", metavar="CKPT", help="continue a run exactly from its checkpoint (runs/<name>/last.pt)"
+        "--resume",
+        metavar="CKPT",
+        help="continue a run exactly from its checkpoint (runs/<name>/last.pt), with its settings; "
+        "only --epochs, --max-steps, --device and other session options may change",
     )
     run.add_argument(
         "--init", metavar="CKPT", help="warm start: initialize the weights that fit from another run's checkpoint"
