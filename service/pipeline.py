@@ -1,0 +1,123 @@
+"""One synthesis request from uploaded parts to encoded targets.
+
+route (which models) → decode and cross-check the uploads → run every chosen model through its
+batcher, concurrently → denormalize, score and encode each target. Everything after the upload
+is received runs under the request timeout; CPU-heavy steps run in worker threads so the event
+loop keeps batching other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from service import routing
+from service.errors import SynthesisTimeoutError
+from service.inputs import InputImages, check_parts, decode_inputs
+from service.results import TargetOutput, finish_target, output_format
+from service.runtime import Runtime
+from service.schemas import OutputFormat
+from service.synthesis import check_size, model_input, run_model
+from service.uploads import FormParts
+from synnet.imageio import ImageLimits
+from synnet.modalities import Modality
+
+
+@dataclass
+class SynthesisOutcome:
+    src: tuple[Modality, ...]
+    dst: tuple[Modality, ...]
+    assignments: list[routing.Assignment]
+    inputs: InputImages
+    targets: dict[Modality, TargetOutput]
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "src": [m.value for m in self.src],
+            "dst": [m.value for m in self.dst],
+            "models": [
+                {
+                    "name": a.name,
+                    "src": [m.value for m in a.manifest.src],
+                    "dst": [m.value for m in a.manifest.dst],
+                    "targets": [t.value for t in a.targets],
+                    "exact": a.exact,
+                }
+                for a in self.assignments
+            ],
+            "input": {"format": self.inputs.meta.format, "shape": list(self.inputs.shape)},
+            "targets": {t.value: out.to_json() for t, out in self.targets.items()},
+            "seconds": round(self.seconds, 4),
+        }
+
+
+async def synthesize(
+    runtime: Runtime,
+    src: Sequence[Modality],
+    dst: Sequence[Modality],
+    parts: FormParts,
+    requested_format: OutputFormat | None,
+) -> SynthesisOutcome:
+    """Serve one request (see the module docstring).
+
+    Raises:
+        SynnetError: bad inputs (4xx), no model (404), too busy (503), too slow (504).
+    """
+    started = time.perf_counter()
+    registry = runtime.require_registry()
+    check_parts(parts, src, dst)
+    assignments = routing.plan(src, dst, registry.manifests)
+    settings = runtime.settings
+    async with runtime.admission.slot():
+        try:
+            async with asyncio.timeout(settings.request_timeout_s):
+                inputs = await run_in_threadpool(decode_inputs, parts, src, ImageLimits())
+                fmt = output_format(requested_format, inputs.meta, inputs.shape)
+                for assignment in assignments:
+                    check_size(inputs.shape, assignment.manifest)
+                per_model = await asyncio.gather(*(_run(runtime, a, inputs) for a in assignments))
+                targets = await run_in_threadpool(_finish_all, assignments, per_model, inputs, fmt)
+        except TimeoutError:
+            raise SynthesisTimeoutError(
+                f"synthesis did not finish within {settings.request_timeout_s:g} s; the service may be "
+                "overloaded, retry later or send a smaller image"
+            ) from None
+    ordered = {t: targets[t] for t in dst}
+    return SynthesisOutcome(tuple(src), tuple(dst), assignments, inputs, ordered, time.perf_counter() - started)
+
+
+async def _run(runtime: Runtime, assignment: routing.Assignment, inputs: InputImages) -> tuple[np.ndarray, int, int]:
+    manifest = assignment.manifest
+    x = await run_in_threadpool(model_input, inputs.sources, inputs.mask, manifest)
+    y, stats = await run_model(
+        x, inputs.mask, manifest, runtime.batchers[manifest.name],
+        batch_size=runtime.batch_size, crop=runtime.settings.crop_to_brain,
+    )
+    counter = runtime.metrics.slices
+    counter.labels(manifest.name, "run").inc(stats.run)
+    counter.labels(manifest.name, "skipped").inc(stats.skipped)
+    return y, stats.run, stats.skipped
+
+
+def _finish_all(
+    assignments: list[routing.Assignment],
+    per_model: list[tuple[np.ndarray, int, int]],
+    inputs: InputImages,
+    fmt: OutputFormat,
+) -> dict[Modality, TargetOutput]:
+    targets: dict[Modality, TargetOutput] = {}
+    for assignment, (y, run, skipped) in zip(assignments, per_model, strict=True):
+        manifest = assignment.manifest
+        for target in assignment.targets:
+            channel = y[manifest.dst.index(target)].reshape(inputs.shape)
+            targets[target] = finish_target(
+                target, channel, manifest, meta=inputs.meta, mask=inputs.mask,
+                truth=inputs.truths.get(target), fmt=fmt, slices_run=run, slices_skipped=skipped,
+            )
+    return targets

@@ -1,0 +1,153 @@
+"""From model-space outputs to what the client receives: raw units, metrics, encoded files.
+
+NIfTI and npy carry raw units (``manifest.output_reference[target]``, the median training range)
+in the source's voxel grid; PNG carries model space [0, 1] mapped onto the full 8- or 16-bit range.
+Metrics are always :func:`synnet.metrics.evaluate` on the model-space prediction and the truth
+normalized like a training target, so they match what training and evaluation report.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi.responses import Response
+
+from service.schemas import OutputFormat
+from synnet.errors import SynnetError
+from synnet.imageio import ImageMeta, write_nifti, write_png
+from synnet.manifest import ModelManifest
+from synnet.metrics import MetricReport, evaluate
+from synnet.modalities import Modality
+from synnet.normalization import denormalize, normalize
+
+PNG_BITS_FOR_NON_PNG_INPUT = 16
+
+
+@dataclass
+class TargetOutput:
+    """One synthesized target, encoded."""
+
+    target: Modality
+    model: str
+    shape: tuple[int, ...]
+    fmt: OutputFormat
+    payload: bytes
+    media_type: str
+    filename: str
+    metrics: MetricReport | None
+    slices_run: int
+    slices_skipped: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "shape": list(self.shape),
+            "format": self.fmt,
+            "media_type": self.media_type,
+            "filename": self.filename,
+            "data": base64.b64encode(self.payload).decode("ascii"),
+            "metrics": self.metrics.to_json() if self.metrics is not None else None,
+            "slices_run": self.slices_run,
+            "slices_skipped": self.slices_skipped,
+        }
+
+
+def output_format(requested: OutputFormat | None, meta: ImageMeta, shape: tuple[int, ...]) -> OutputFormat:
+    """The requested format, else the input's; PNG only for 2D images."""
+    fmt: OutputFormat = requested or meta.format
+    if fmt == "png" and len(shape) != 2:
+        raise SynnetError(
+            f"PNG output needs a 2D image, the input is a volume of shape {shape}; ask for format=nifti or npy",
+            code="unsupported_output_format",
+        )
+    return fmt
+
+
+def compute_metrics(
+    pred_model_space: np.ndarray, truth: np.ndarray, mask: np.ndarray, manifest: ModelManifest
+) -> MetricReport:
+    """:func:`synnet.metrics.evaluate` on the prediction and the truth, both in model space."""
+    truth_model_space, _ = normalize(truth, mask, manifest.normalization)
+    return evaluate(pred_model_space, truth_model_space, mask)
+
+
+def finish_target(
+    target: Modality,
+    pred_model_space: np.ndarray,
+    manifest: ModelManifest,
+    *,
+    meta: ImageMeta,
+    mask: np.ndarray,
+    truth: np.ndarray | None,
+    fmt: OutputFormat,
+    slices_run: int,
+    slices_skipped: int,
+) -> TargetOutput:
+    """Denormalize, score against the truth if any, and encode one target (CPU work: run in a thread).
+
+    Args:
+        pred_model_space: the model's output for ``target`` in the input's shape, in [0, 1].
+    """
+    metrics = compute_metrics(pred_model_space, truth, mask, manifest) if truth is not None else None
+    description = f"synthetic {target.value} by synnet model {manifest.name}"
+    if fmt == "png":
+        bits = meta.bit_depth if meta.format == "png" and meta.bit_depth else PNG_BITS_FOR_NON_PNG_INPUT
+        payload, media_type, ext = write_png(pred_model_space, bits, (0.0, 1.0)), "image/png", ".png"
+    else:
+        raw = denormalize(pred_model_space, mask, manifest.output_reference[target])
+        if fmt == "nifti":
+            nifti_meta = meta if meta.format == "nifti" else None
+            compress = meta.compressed if nifti_meta is not None else True
+            payload = write_nifti(raw, nifti_meta, description=description, compress=compress)
+            media_type, ext = ("application/gzip", ".nii.gz") if compress else ("application/octet-stream", ".nii")
+        else:
+            payload, media_type, ext = _npy(raw), "application/octet-stream", ".npy"
+    return TargetOutput(
+        target=target,
+        model=manifest.name,
+        shape=tuple(pred_model_space.shape),
+        fmt=fmt,
+        payload=payload,
+        media_type=media_type,
+        filename=f"synthetic_{target.value}{ext}",
+        metrics=metrics,
+        slices_run=slices_run,
+        slices_skipped=slices_skipped,
+    )
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32))
+    return buffer.getvalue()
+
+
+def metric_headers(metrics: MetricReport | None) -> dict[str, str]:
+    """Metrics as response headers for the download form; an infinite PSNR is written ``inf``."""
+    if metrics is None:
+        return {}
+    values = {
+        "X-Synnet-PSNR": metrics.psnr,
+        "X-Synnet-SSIM": metrics.ssim,
+        "X-Synnet-PSNR-Brain": metrics.psnr_brain,
+        "X-Synnet-SSIM-Brain": metrics.ssim_brain,
+    }
+    headers = {k: ("inf" if math.isinf(v) else f"{v:.6f}") for k, v in values.items()}
+    headers["X-Synnet-Identical"] = "true" if math.isinf(metrics.psnr) or math.isinf(metrics.psnr_brain) else "false"
+    return headers
+
+
+def download_response(output: TargetOutput) -> Response:
+    """The file itself, with what the JSON form would say about it in ``X-Synnet-*`` headers."""
+    headers = {
+        "Content-Disposition": f'attachment; filename="{output.filename}"',
+        "X-Synnet-Model": output.model,
+        "X-Synnet-Target": output.target.value,
+        "X-Synnet-Shape": ",".join(str(s) for s in output.shape),
+        **metric_headers(output.metrics),
+    }
+    return Response(content=output.payload, media_type=output.media_type, headers=headers)

@@ -1,0 +1,34 @@
+"""Liveness and readiness probes (always open, even when API keys are configured)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.deps import RuntimeDep, SettingsDep
+from service.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+async def healthz(settings: SettingsDep) -> Health:
+    return Health(status="ok", auth_required=settings.auth_enabled)
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: models loaded and at least one serving",
+    responses={503: {"model": Readiness, "description": "still loading, or no model could be loaded"}},
+)
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    registry = runtime.registry
+    if registry is None:
+        body = Readiness(status="loading", models=[], failed=[])
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
+    failed = [{"name": u.name, "reason": u.reason} for u in registry.unavailable]
+    status = "ready" if len(registry) else "unavailable"
+    body = Readiness(status=status, models=sorted(registry.models), failed=failed)
+    return JSONResponse(body.model_dump(), status_code=200 if len(registry) else 503)
+

@@ -1,0 +1,17 @@
+"""``GET /metrics``: Prometheus text exposition of this process's series."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from service.auth import Authorized
+from service.deps import RuntimeDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep, _: Authorized) -> Response:
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,103 @@
+"""What the app holds while it runs: settings, metrics, the model registry and one batcher per model.
+
+The lifespan creates a :class:`Runtime`, starts loading the models in the background (so
+``/healthz`` answers at once and ``/readyz`` says 503 until loading is done), and stops the
+batchers on shutdown. Routes reach it through ``request.app.state.runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from service.admission import AdmissionGate
+from service.batcher import Batcher
+from service.errors import NotReadyError
+from service.observability import ServiceMetrics
+from service.registry import LoadedModel, ModelRegistry, resolve_device
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The running service's state; built in the lifespan, one per app."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.device = resolve_device(settings.device)
+        self.batch_size = settings.batch_size_for(self.device.type)
+        # One worker thread: forward passes run one at a time, each using all intra-op threads.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synnet-inference")
+        self.admission = AdmissionGate(
+            settings.max_queued_requests, settings.retry_after_s, on_change=self.metrics.in_flight.set
+        )
+        self.registry: ModelRegistry | None = None
+        self.batchers: dict[str, Batcher] = {}
+        self.ready = asyncio.Event()
+        self._loading: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin loading the models; returns at once."""
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
+        self._loading = asyncio.get_running_loop().create_task(self._load(), name="load-models")
+
+    async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        for batcher in self.batchers.values():
+            await batcher.stop()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _load(self) -> None:
+        settings = self.settings
+        logger.info("loading models from %s on %s (batch size %d)", settings.model_store, self.device, self.batch_size)
+        try:
+            registry = await asyncio.get_running_loop().run_in_executor(
+                self.executor,
+                lambda: ModelRegistry.load(
+                    settings.model_store, self.device, autocast=settings.autocast_dtype,
+                    channels_last=settings.channels_last,
+                ),
+            )
+        except Exception:
+            logger.exception("loading the model store failed")
+            registry = ModelRegistry({}, [])
+        for model in registry:
+            self.batchers[model.name] = self._batcher(model)
+            self.batchers[model.name].start()
+        self.registry = registry
+        self.metrics.models_available.set(len(registry))
+        self.metrics.models_failed.set(len(registry.unavailable))
+        self.ready.set()
+        logger.info("%d model(s) serving, %d unavailable", len(registry), len(registry.unavailable))
+
+    def _batcher(self, model: LoadedModel) -> Batcher:
+        metrics, name = self.metrics, model.name
+
+        def observe(slices: int, chunks: int, seconds: float) -> None:
+            metrics.batch_size.labels(name).observe(slices)
+            metrics.batch_chunks.labels(name).observe(chunks)
+            metrics.inference_seconds.labels(name).observe(seconds)
+
+        return Batcher(
+            name,
+            model.forward,
+            self.executor,
+            max_batch_size=self.batch_size,
+            max_delay_s=self.settings.max_batch_delay_s,
+            observe=observe,
+            on_queue_depth=metrics.queue_depth.labels(name).set,
+        )
+
+    def require_registry(self) -> ModelRegistry:
+        """The loaded registry, or a 503 while models are still loading."""
+        if self.registry is None:
+            raise NotReadyError("models are still loading; retry shortly", retry_after_s=self.settings.retry_after_s)
+        return self.registry

@@ -1,0 +1,116 @@
+"""Response bodies, as pydantic models so that OpenAPI (``/docs``) documents them exactly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+OutputFormat = Literal["nifti", "png", "npy"]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer has this form; branch on ``error``, show ``detail``."""
+
+    error: str = Field(examples=["shape_mismatch"])
+    detail: str = Field(examples=["source T2 has shape (240, 240, 150) but source T1 has shape (240, 240, 155)"])
+    request_id: str | None = Field(default=None, description="set on 500s: quote it when reporting the bug")
+    available: list[str] | None = Field(default=None, description="on 404 no_model: the served configurations")
+
+
+class Metrics(BaseModel):
+    """PSNR (dB) and SSIM of the synthesized image against the uploaded truth.
+
+    Whole-image numbers are computed in model space; ``*_brain`` ones inside the brain mask
+    (BraSyn convention). PSNR of identical images is infinite: it is null and ``identical`` is true.
+    """
+
+    psnr: float | None
+    ssim: float | None
+    psnr_brain: float | None
+    ssim_brain: float | None
+    identical: bool
+
+
+class ModelUse(BaseModel):
+    """A model used for this request and the requested targets it produced."""
+
+    name: str
+    src: list[str]
+    dst: list[str]
+    targets: list[str]
+    exact: bool = Field(description="true when the model was made for exactly the requested src and dst")
+
+
+class TargetResult(BaseModel):
+    """One synthesized modality."""
+
+    model: str
+    shape: list[int]
+    format: OutputFormat
+    media_type: str
+    filename: str
+    data: str = Field(description="the file, base64-encoded")
+    metrics: Metrics | None = Field(description="present when truth_<target> was uploaded")
+    slices_run: int = Field(description="slices that went through the network (the others hold no brain)")
+    slices_skipped: int
+
+
+class InputInfo(BaseModel):
+    format: Literal["nifti", "png"]
+    shape: list[int]
+
+
+class SynthesisResponse(BaseModel):
+    """The default (JSON) answer of ``POST /synthesize``."""
+
+    src: list[str]
+    dst: list[str]
+    models: list[ModelUse]
+    input: InputInfo
+    targets: dict[str, TargetResult]
+    seconds: float = Field(description="server time from upload received to answer ready")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    auth_required: bool = Field(description="whether /synthesize, /models and /metrics need X-API-Key")
+
+
+class FailedModel(BaseModel):
+    name: str
+    reason: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "loading", "unavailable"]
+    models: list[str] = Field(description="models loaded and serving")
+    failed: list[FailedModel] = Field(description="models that could not be loaded, and why")
+
+
+class ModelsResponse(BaseModel):
+    models: list[dict[str, object]] = Field(description="manifests of the served models, without internals")
+    configurations: list[str] = Field(description="served src->dst configurations, e.g. 'T1->T2'")
+    unavailable: list[FailedModel]
+
+
+SYNTHESIS_EXAMPLE = {
+    "src": ["T1"],
+    "dst": ["T2"],
+    "models": [{"name": "t1_to_t2", "src": ["T1"], "dst": ["T2"], "targets": ["T2"], "exact": True}],
+    "input": {"format": "nifti", "shape": [240, 240, 155]},
+    "targets": {
+        "T2": {
+            "model": "t1_to_t2",
+            "shape": [240, 240, 155],
+            "format": "nifti",
+            "media_type": "application/gzip",
+            "filename": "synthetic_T2.nii.gz",
+            "data": "H4sIAAAAAAAC/+3BMQEAAADCoPVPbQwfoAAAAAAAAAAAAAAAAAAAAIC3AYbSVKsAQAAA",
+            "metrics": {"psnr": 27.41, "ssim": 0.912, "psnr_brain": 24.87, "ssim_brain": 0.874, "identical": False},
+            "slices_run": 139,
+            "slices_skipped": 16,
+        }
+    },
+    "seconds": 4.2,
+}

@@ -1,0 +1,71 @@
+"""Service configuration, read from ``SYNNET_*`` environment variables.
+
+Settings are built on first use by :func:`get_settings` (never at import time) and cached, so a
+process reads its environment once. Tests build their own :class:`Settings` and hand them to
+``create_app(settings)`` or override the ``app_settings`` dependency.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Per-slice throughput on CPU does not rise with the batch size (it falls past 4), while a GPU
+# needs large batches to be kept busy: the default batch limit depends on the device.
+DEFAULT_BATCH_SIZE = {"cpu": 4, "cuda": 32}
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is the env var ``SYNNET_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNNET_", env_file=None, extra="ignore", protected_namespaces=())
+
+    model_store: Path = Field(default=Path("model_store"), description="folder of <name>/{manifest.json, model.pt}")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    autocast_dtype: Literal["none", "bf16", "fp16"] = Field(
+        default="none", description="mixed precision on CUDA only; ignored on CPU, where bf16 is ~70x slower"
+    )
+    channels_last: bool = Field(default=True, description="feed the network NHWC tensors (~20 % faster on CPU)")
+    torch_threads: int | None = Field(default=None, ge=1, description="intra-op threads; None keeps torch's default")
+    crop_to_brain: bool = Field(default=True, description="run the network on the brain's bounding box only")
+
+    max_batch_size: int | None = Field(default=None, ge=1, description="slices per forward; None: 4 on CPU, 32 on CUDA")
+    max_batch_delay_s: float = Field(default=0.01, ge=0.0, description="how long a batch waits for more slices")
+    max_queued_requests: int = Field(default=32, ge=1, description="syntheses admitted at once; more get 503")
+    retry_after_s: int = Field(default=1, ge=0, description="Retry-After sent with a 503")
+    request_timeout_s: float = Field(default=120.0, gt=0.0, description="longest a synthesis may queue and run")
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    max_form_parts: int = Field(default=16, ge=1)
+
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="accepted X-API-Key values, comma-separated; empty turns auth off"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def batch_size_for(self, device_type: str) -> int:
+        """The batch limit on ``device_type`` (``"cpu"`` or ``"cuda"``): the setting, else a device default."""
+        return self.max_batch_size or DEFAULT_BATCH_SIZE.get(device_type, DEFAULT_BATCH_SIZE["cpu"])
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,76 @@
+"""Routing over manifests: exact model first, then subset-of-sources fallbacks, several models, 404."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from service.errors import NoModelError
+from service.routing import available_configurations, plan
+from synnet.manifest import ArchitectureSpec, LossSpec, ModelManifest, TrainingDataSpec
+from synnet.modalities import parse_modalities
+
+
+def manifest(name: str, src: str, dst: str) -> ModelManifest:
+    return ModelManifest(
+        name=name,
+        src=src,
+        dst=dst,
+        architecture=ArchitectureSpec(name="synnet"),
+        loss=LossSpec(name="joint"),
+        training_data=TrainingDataSpec(source="generated", n_cases=1),
+        sha256="0" * 64,
+        created=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+STORE = [
+    manifest("t1_to_t2", "T1", "T2"),
+    manifest("t1_t1c_to_t2", "T1,T1c", "T2"),
+    manifest("t1_to_t2_flair", "T1", "T2,FLAIR"),
+    manifest("t1_t2_to_t1c", "T1,T2", "T1c"),
+]
+
+
+def route(src: str, dst: str, store: list[ModelManifest] = STORE) -> list[tuple[str, str, bool]]:
+    return [(a.name, ",".join(a.targets), a.exact) for a in plan(parse_modalities(src), parse_modalities(dst), store)]
+
+
+def test_exact_configuration_wins_in_any_order() -> None:
+    assert route("T1", "T2") == [("t1_to_t2", "T2", True)]
+    assert route("T1c,T1", "T2") == [("t1_t1c_to_t2", "T2", True)]
+    assert route("T1", "FLAIR,T2") == [("t1_to_t2_flair", "FLAIR,T2", True)]
+
+
+def test_fallback_uses_a_model_whose_sources_are_a_subset() -> None:
+    # No T1,T1c,T2 -> ... model: the one using the most given sources serves.
+    assert route("T1,T1c,FLAIR", "T2") == [("t1_t1c_to_t2", "T2", False)]
+    # A MIMO model serves a subset of its targets.
+    assert route("T1", "FLAIR") == [("t1_to_t2_flair", "FLAIR", False)]
+
+
+def test_several_targets_from_one_mimo_model_or_several_models() -> None:
+    assert route("T1,T1c", "FLAIR,T2") == [("t1_to_t2_flair", "FLAIR,T2", False)]
+    assert route("T1,T2", "T1c,FLAIR") == [("t1_t2_to_t1c", "T1c", False), ("t1_to_t2_flair", "FLAIR", False)]
+
+
+def test_no_model_lists_available_configurations() -> None:
+    with pytest.raises(NoModelError) as raised:
+        route("T2", "T1")
+    assert raised.value.code == "no_model"
+    assert "no model synthesizes T1 from T2" in raised.value.detail
+    assert raised.value.available == ["T1,T1c->T2", "T1,T2->T1c", "T1->T2", "T1->T2,FLAIR"]
+    for configuration in raised.value.available:
+        assert configuration in raised.value.detail
+
+
+def test_partially_servable_request_is_refused_naming_the_missing_target() -> None:
+    with pytest.raises(NoModelError, match="no model synthesizes T1c from T1"):
+        route("T1", "T2,T1c")
+
+
+def test_empty_store() -> None:
+    with pytest.raises(NoModelError, match="none"):
+        route("T1", "T2", [])
+    assert available_configurations([]) == []
