@@ -50,10 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         resume = load_checkpoint(given["resume"]) if "resume" in given else None
-        base = FitConfig.from_json(resume["config"]) if resume is not None else None
+        base = None
+        if resume is not None:
+            base = FitConfig.from_json(resume["config"])
+            given.setdefault("run_dir", str(Path(given["resume"]).parent))  # continue next to the checkpoint
         config = make_config(given, base)
         setup_logging(config.run_dir)
-        run(config, resume)
+        run(config, resume, given.get("resume"))
     except (SynnetError, OSError) as error:  # bad input or an unwritable/missing path: one line, no traceback
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: say it once
             print(f"error: {error}", file=sys.stderr)

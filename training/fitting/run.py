@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,14 @@ def static_manifest_fields(
     }
 
 
+def adopt_best(old_dir: Path, run_dir: Path) -> None:
+    """Copy the best checkpoint of a resumed run into its new run folder, unless one is there."""
+    old_best, new_best = old_dir / BEST, run_dir / BEST
+    if old_best.is_file() and not new_best.exists() and old_dir.resolve() != run_dir.resolve():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(old_best, new_best)
+
+
 def check_same_split(resume: Checkpoint, static: dict[str, Any]) -> None:
     """A resumed run must see the subjects it was trained on, even if the data folder moved."""
     keys = ("train_cases", "val_cases", "test_cases")
@@ -98,10 +107,19 @@ def check_same_split(resume: Checkpoint, static: dict[str, Any]) -> None:
         )
 
 
-def run(config: FitConfig, resume: Checkpoint | None = None) -> FitResult:
-    """Train (or continue) the run described by ``config`` and export it; see ``python -m training.fit -h``."""
+def run(config: FitConfig, resume: Checkpoint | None = None, resume_path: str | Path | None = None) -> FitResult:
+    """Train (or continue) the run described by ``config`` and export it; see ``python -m training.fit -h``.
+
+    Args:
+        config: the run's settings.
+        resume: a checkpoint of this run to continue from.
+        resume_path: where ``resume`` was read; its folder's ``best.pt`` is carried over when the
+            run continues in another ``--run-dir``.
+    """
     context = init_distributed(config.device)
     try:
+        if context.is_main and resume_path is not None:
+            adopt_best(Path(resume_path).parent, Path(config.run_dir))
         return _run(config, resume, context)
     finally:
         shutdown(context)
