@@ -34,9 +34,7 @@ TEMPLATE_FILES = {
 }
 
 BRATS_SHAPE = (240, 240, 155)
-BRATS_AFFINE = np.array(
-    [[-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 239.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-)
+BRATS_AFFINE = np.array([[-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 239.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
 # BraTS voxel BRATS_CENTRE lands on template voxel TEMPLATE_CENTRE (the template brain's centre
 # in x and y; in z the template's lower brainstem falls below the BraTS field of view, as in
 # real BraTS volumes).

@@ -98,13 +98,11 @@ def _sample_tissues(template: Template, coords: np.ndarray) -> np.ndarray:
     coarse = ndimage.binary_dilation(coarse, structure=np.ones((3, 3, 3), bool))
     near = coarse.repeat(step, 0).repeat(step, 1).repeat(step, 2)[: CROP_SHAPE[0], : CROP_SHAPE[1], : CROP_SHAPE[2]]
     fractions = np.zeros((3, *CROP_SHAPE), np.float32)
-    fractions[:, near] = sample_volume(template.maps[: MASK], coords[near])
+    fractions[:, near] = sample_volume(template.maps[:MASK], coords[near])
     return fractions
 
 
-def _apply_lesions(
-    fractions: dict[str, np.ndarray], brain: np.ndarray, lesions: TumourMaps
-) -> dict[str, np.ndarray]:
+def _apply_lesions(fractions: dict[str, np.ndarray], brain: np.ndarray, lesions: TumourMaps) -> dict[str, np.ndarray]:
     """Replace tissue by lesion compartments inside the lesion box; returns the compartments there."""
     box = lesions.box
     csf, gm, wm = (fractions[k][box] for k in ("csf", "gm", "wm"))
@@ -233,4 +231,3 @@ def _embed(crop: np.ndarray) -> np.ndarray:
     full = np.zeros(BRATS_SHAPE, crop.dtype)
     full[CROP] = crop
     return full
-

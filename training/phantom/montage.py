@@ -1,7 +1,7 @@
 """Side-by-side montage of a generated case and a real BraTS case (docs/phantom_vs_real.png).
 
-    python -m training.phantom.montage --real ../shared/data/brats18/Brats18_2013_2_1 \\
-        --seed 0 --out docs/phantom_vs_real.png
+    python -m training.phantom.montage --real ../shared/data/brats18/Brats18_TCIA01_201_1 \\
+        --seed 0 --level 89 --out docs/phantom_vs_real.png
 
 Both cases are shown at the same axial level (by default the phantom's largest tumour slice), each
 image windowed at its 0.5 / 99.5 percentiles inside the brain, in radiological orientation
@@ -52,7 +52,7 @@ def make_montage(real_case_dir: Path, seed: int, out: Path, level: int | None = 
     if level is None:
         level = int(np.argmax((phantom["seg"] > 0).sum(axis=(0, 1))))
     rows = [
-        (f"generated (seed {seed})", {m: phantom[m] for m in MODALITIES}, phantom["seg"]),
+        (f"generated (dataset seed {seed}, case 0)", {m: phantom[m] for m in MODALITIES}, phantom["seg"]),
         (f"real: {real.case_id}", real.images, real.seg),
     ]
     fig, axes = plt.subplots(2, 5, figsize=(15, 6.6), facecolor="black")
@@ -72,7 +72,16 @@ def make_montage(real_case_dir: Path, seed: int, out: Path, level: int | None = 
         ax.set_ylim(235, 25)
         ax.axis("off")
     fig.suptitle(f"axial slice z = {level}", color="white")
-    fig.tight_layout()
+    fig.text(
+        0.5,
+        0.01,
+        "generated: training.phantom (MNI152 2009a anatomy from nilearn, MR signal equations)    "
+        "real: BraTS 2018 (Menze et al., IEEE TMI 2015; Bakas et al., Sci. Data 2017)",
+        color="0.7",
+        fontsize=8,
+        ha="center",
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80, facecolor="black")
     plt.close(fig)

@@ -145,9 +145,7 @@ def _lesion_box(specs: list[TumourSpec], volume_shape: tuple[int, ...]) -> tuple
     return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
-def tumour_maps(
-    rng: np.random.Generator, specs: list[TumourSpec], wm: np.ndarray, origin: np.ndarray
-) -> TumourMaps:
+def tumour_maps(rng: np.random.Generator, specs: list[TumourSpec], wm: np.ndarray, origin: np.ndarray) -> TumourMaps:
     """Rasterize lesions onto the (already deformed) anatomy.
 
     Args:
