@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,9 @@ def _load_one(
     if digest != manifest.sha256:
         raise ModelLoadError(f"sha256 mismatch: file has {digest[:12]}…, manifest says {manifest.sha256[:12]}…")
     try:
-        module = torch.jit.load(str(model_path), map_location=device)
+        with warnings.catch_warnings():  # TorchScript is this project's deliberate export format
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=DeprecationWarning)
+            module = torch.jit.load(str(model_path), map_location=device)
     except Exception as exc:
         raise ModelLoadError(f"TorchScript could not load {manifest.model_file}: {str(exc).splitlines()[0]}") from exc
     module.eval()

@@ -75,4 +75,4 @@ def plan(src: Sequence[Modality], dst: Sequence[Modality], manifests: Sequence[M
             f"no model synthesizes {missing} from {format_modalities(src)}; available configurations: {listing}",
             available=configurations,
         )
-    return assignments
+    return sorted(assignments, key=lambda a: list(dst).index(a.targets[0]))

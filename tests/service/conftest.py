@@ -1,5 +1,5 @@
-"""Fixtures of the service tests: real tiny models trained and exported by ``python -m training.fit``,
-the phantom cases that training generated (as inputs), and the app running on them.
+"""Fixtures of the service tests: real tiny models trained and exported by ``python -m training.fit``
+on the session's phantom cases (``phantom_root``), those cases as inputs, and the app running on them.
 
 Two models are trained once per session (about 15 s on 2 CPU cores): ``t1_to_t2`` (SISO) and
 ``t1_t1c_to_flair`` (MISO, two encoder arms), so routing, channel order and multi-model requests
@@ -14,6 +14,7 @@ import io
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 MODELS = [("t1_to_t2", "T1", "T2"), ("t1_t1c_to_flair", "T1,T1c", "FLAIR")]
 TINY_FIT = [
     "--epochs", "1", "--max-steps", "2", "--batch-size", "2", "--slice-size", "32",
-    "--features", "4", "--depth", "2", "--val-max-slices", "2", "--phantom-cases", "3", "--seed", "0",
+    "--features", "4", "--depth", "2", "--val-max-slices", "2", "--seed", "0",
 ]  # fmt: skip
 BRATS_SUFFIX = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
 
@@ -60,24 +61,24 @@ class TrainedStore:
         return ModelManifest.load(self.store / name)
 
     def module(self, name: str) -> torch.jit.ScriptModule:
-        return torch.jit.load(str(self.store / name / "model.pt"), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(self.store / name / "model.pt"), map_location="cpu").eval()
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
+def trained(tmp_path_factory: pytest.TempPathFactory, phantom_root: Path) -> TrainedStore:
     root = tmp_path_factory.mktemp("service_models")
     for name, src, dst in MODELS:
         command = [
             sys.executable, "-m", "training.fit", "--src", src, "--dst", dst, *TINY_FIT,
-            "--phantom-dir", str(root / "phantoms"), "--out", str(root / "store"),
+            "--data", str(phantom_root), "--out", str(root / "store"),
             "--name", name, "--run-dir", str(root / "runs" / name),
         ]  # fmt: skip
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             pytest.fail(f"training.fit failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    cases = sorted(p for p in (root / "phantoms").glob("*/*") if p.is_dir())
-    assert cases, "training.fit generated no phantom cases"
-    return TrainedStore(root / "store", cases)
+    return TrainedStore(root / "store", sorted(p for p in phantom_root.iterdir() if p.is_dir()))
 
 
 @pytest.fixture(scope="session")
@@ -162,13 +163,15 @@ def eager_synthesis(
     *,
     crop: bool,
     model_space: bool = False,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Run the exported model slice by slice, without the service: (len(dst), *shape) raw units.
 
     ``crop=False`` runs whole slices (fully independent of the service's code); ``crop=True``
     crops every slice to the service's brain box, the only piece of the service reused here.
+    ``mask`` defaults to the union of the model's sources (the service uses all sources sent).
     """
-    mask = brain_mask([sources[m] for m in manifest.src])
+    mask = brain_mask([sources[m] for m in manifest.src]) if mask is None else mask
     x = np.stack([normalize(sources[m], mask, manifest.normalization)[0] for m in manifest.src])
     volume = x if x.ndim == 4 else x[..., None]
     vmask = mask if mask.ndim == 3 else mask[..., None]
