@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,7 +232,7 @@ def split_cases(case_ids: Sequence[str], n_holdout: int, seed: int = 0) -> tuple
         DataError: repeated ids, or ``n_holdout`` outside ``0..len(case_ids)`` (code ``bad_split``).
     """
     ids = list(case_ids)
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
     if repeated:
         raise DataError(f"case ids listed twice: {', '.join(repeated)}", code="bad_split")
     if not 0 <= n_holdout <= len(ids):

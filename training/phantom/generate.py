@@ -120,7 +120,12 @@ def _apply_lesions(fractions: dict[str, np.ndarray], brain: np.ndarray, lesions:
     return compartments
 
 
-def _segmentation(fractions: dict[str, np.ndarray], compartments: dict[str, np.ndarray], brain, box) -> np.ndarray:
+def _segmentation(
+    fractions: dict[str, np.ndarray],
+    compartments: dict[str, np.ndarray],
+    brain: np.ndarray,
+    box: tuple[slice, slice, slice],
+) -> np.ndarray:
     """BraTS labels: the compartment that fills most of each voxel (0 where normal tissue does)."""
     normal = fractions["csf"][box] + fractions["gm"][box] + fractions["wm"][box]
     stack = np.stack([normal, compartments["necrosis"], compartments["enhancing"], compartments["oedema"]])

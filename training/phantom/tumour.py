@@ -92,7 +92,7 @@ def add_mass_effect(specs: list[TumourSpec], points: np.ndarray, origin: np.ndar
     A voxel at distance r from a centre shows the tissue from ``r (1 - a exp(-r^2 / 2 R^2))``:
     tissue near the lesion is pushed outward by up to ``a R exp(-1/2)`` at r = R (the oedema
     radius), and the mapping stays one-to-one because a < 1. Beyond 3.5 R the push is under
-    0.3 % of that and is left out, so only a box around the lesion is touched.
+    1.5 % of that maximum and is left out, so only a box around the lesion is touched.
 
     Args:
         specs: the lesions.
