@@ -1,9 +1,12 @@
 """Training throughput of SynNet: samples/s at batch 16, 240×240, eager vs channels_last.
 
-A script, not a test: it takes a minute or two on a 2-core CPU. Each mode builds a fresh model,
-runs ``--warmup`` optimizer steps (allocator and oneDNN primitive caches), then times ``--steps``
-steps and reports the median. A step is what ``training.fit`` does per batch: forward, the
-training loss, backward and an SGD update. The achieved GFLOP/s uses the FLOPs of one step
+A script, not a test: it takes a few minutes on a 2-core CPU. Each mode builds its own model and
+runs ``--warmup`` optimizer steps (allocator and oneDNN primitive caches); then the timed steps
+are interleaved, one step of each mode in turn, so that load from other processes and the
+machine's drift hit every mode alike (timing the modes one after the other favoured whichever
+came second by up to 1.5× on a shared machine). The median of ``--steps`` steps is reported.
+A step is what ``training.fit`` does per batch: forward, the training loss, backward and an SGD
+update. The achieved GFLOP/s uses the FLOPs of one step
 counted by ``torch.utils.flop_counter`` (convolutions and matmuls, forward and backward).
 
     python bench/train_speed.py                    # the table for this machine
@@ -89,15 +92,18 @@ def step_flops(args: argparse.Namespace) -> float:
     return counter.get_total_flops() * args.batch_size
 
 
-def time_mode(args: argparse.Namespace, mode: str) -> list[float]:
-    step, _, _ = make_step(args, mode)
-    for _ in range(args.warmup):
-        step()
-    seconds = []
+def time_modes(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds per step of every mode, measured round-robin after each mode's warm-up."""
+    steps = {mode: make_step(args, mode)[0] for mode in args.modes}
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    seconds: dict[str, list[float]] = {mode: [] for mode in args.modes}
     for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - start)
+        for mode, step in steps.items():
+            start = time.perf_counter()
+            step()
+            seconds[mode].append(time.perf_counter() - start)
     return seconds
 
 
@@ -112,16 +118,14 @@ def main(argv: list[str] | None = None) -> None:
         f"median of {args.steps} steps after {args.warmup} warm-up"
     )
     print()
-    print("| mode | s/step (median) | samples/s | GFLOP/s | vs eager |")
+    medians = {mode: statistics.median(times) for mode, times in time_modes(args).items()}
+    reference = medians.get("eager", next(iter(medians.values())))
+    print("| mode | s/step (median) | samples/s | GFLOP/s | speed vs eager |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    baseline = None
-    for mode in args.modes:
-        median = statistics.median(time_mode(args, mode))
-        baseline = baseline or median
+    for mode, median in medians.items():
         print(
             f"| {mode} | {median:.2f} | {args.batch_size / median:.2f} | {flops / median / 1e9:.0f} | "
-            f"{baseline / median:.2f}× |",
-            flush=True,
+            f"{reference / median:.2f}× |"
         )
 
 
