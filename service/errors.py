@@ -70,6 +70,7 @@ class UnauthorizedError(SynnetError):
 # Codes not listed answer 422: the request was understood but its content cannot be used.
 STATUS_BY_CODE: dict[str, int] = {
     "unsupported_format": 415,
+    "unsupported_media_type": 415,
     "too_large": 413,
     "payload_too_large": 413,
     "no_model": 404,
