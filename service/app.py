@@ -16,7 +16,7 @@ import synnet
 from service.errors import install_error_handlers
 from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.observability import ServiceMetrics
-from service.routes import health, metrics, models, synthesize
+from service.routes import health, metrics, models, page, synthesize
 from service.runtime import Runtime
 from service.settings import Settings, get_settings
 
@@ -62,8 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = None
     install_error_handlers(app)
-    for module in (health, models, synthesize, metrics):
+    for module in (health, models, synthesize, metrics, page):
         app.include_router(module.router)
+    page.mount_static(app)
     # Added last = outermost: the request context sees every response, the 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=service_metrics)

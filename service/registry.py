@@ -121,7 +121,7 @@ class ModelRegistry:
         unavailable: list[Unavailable] = []
         if not store.is_dir():
             logger.error("model store %s does not exist", store)
-            return cls(models, [Unavailable(str(store), "model store folder not found")])
+            return cls(models, [Unavailable("model_store", "model store folder not found")])
         for manifest_path in sorted(store.glob(f"*/{MANIFEST_FILE}")):
             label = manifest_path.parent.name
             started = time.perf_counter()
