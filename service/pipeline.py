@@ -3,7 +3,7 @@
 route (which models) → decode and cross-check the uploads → run every chosen model through its
 batcher, concurrently → denormalize, score and encode each target. Everything after the upload
 is received runs under the request timeout; CPU-heavy steps run in worker threads so the event
-loop keeps batching other requests meanwhile.
+loop keeps batching other requests meanwhile. The caller holds an admission slot throughout.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from service import routing
-from service.errors import SynthesisTimeoutError
+from service.errors import MissingPartError, SynthesisTimeoutError
 from service.inputs import InputImages, check_parts, decode_inputs
 from service.results import TargetOutput, finish_target, output_format
 from service.runtime import Runtime
@@ -25,7 +25,7 @@ from service.schemas import OutputFormat
 from service.synthesis import check_size, model_input, run_model
 from service.uploads import FormParts
 from synnet.imageio import ImageLimits
-from synnet.modalities import Modality
+from synnet.modalities import Modality, check_disjoint
 
 
 @dataclass
@@ -59,35 +59,42 @@ class SynthesisOutcome:
 
 async def synthesize(
     runtime: Runtime,
-    src: Sequence[Modality],
+    src: Sequence[Modality] | None,
     dst: Sequence[Modality],
     parts: FormParts,
     requested_format: OutputFormat | None,
 ) -> SynthesisOutcome:
     """Serve one request (see the module docstring).
 
+    Args:
+        src: the sources asked for; None means the source parts that were sent, in their order.
+
     Raises:
         SynnetError: bad inputs (4xx), no model (404), too busy (503), too slow (504).
     """
     started = time.perf_counter()
     registry = runtime.require_registry()
+    if src is None:
+        src = tuple(parts.sources)
+        if not src:
+            raise MissingPartError("no source image was sent; add a file part named after its modality")
+        check_disjoint(src, dst)
     check_parts(parts, src, dst)
     assignments = routing.plan(src, dst, registry.manifests)
-    settings = runtime.settings
-    async with runtime.admission.slot():
-        try:
-            async with asyncio.timeout(settings.request_timeout_s):
-                inputs = await run_in_threadpool(decode_inputs, parts, src, ImageLimits())
-                fmt = output_format(requested_format, inputs.meta, inputs.shape)
-                for assignment in assignments:
-                    check_size(inputs.shape, assignment.manifest)
-                per_model = await asyncio.gather(*(_run(runtime, a, inputs) for a in assignments))
-                targets = await run_in_threadpool(_finish_all, assignments, per_model, inputs, fmt)
-        except TimeoutError:
-            raise SynthesisTimeoutError(
-                f"synthesis did not finish within {settings.request_timeout_s:g} s; the service may be "
-                "overloaded, retry later or send a smaller image"
-            ) from None
+    timeout = runtime.settings.request_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            inputs = await run_in_threadpool(decode_inputs, parts, src, ImageLimits())
+            fmt = output_format(requested_format, inputs.meta, inputs.shape)
+            for assignment in assignments:
+                check_size(inputs.shape, assignment.manifest)
+            per_model = await asyncio.gather(*(_run(runtime, a, inputs) for a in assignments))
+            targets = await run_in_threadpool(_finish_all, assignments, per_model, inputs, fmt)
+    except TimeoutError:
+        raise SynthesisTimeoutError(
+            f"synthesis did not finish within {timeout:g} s; the service may be overloaded, "
+            "retry later or send a smaller image"
+        ) from None
     ordered = {t: targets[t] for t in dst}
     return SynthesisOutcome(tuple(src), tuple(dst), assignments, inputs, ordered, time.perf_counter() - started)
 

@@ -56,8 +56,9 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "JSON by default. With `Accept: application/octet-stream` or `download=1` (one target only), "
             "the file itself, with the metrics in `X-Synnet-*` headers."
         ),
+        "model": SynthesisResponse,
         "content": {
-            "application/json": {"schema": SynthesisResponse.model_json_schema(), "example": SYNTHESIS_EXAMPLE},
+            "application/json": {"example": SYNTHESIS_EXAMPLE},
             "application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"},
                 "example": "<the synthesized NIfTI, PNG or npy file>",
@@ -122,13 +123,11 @@ async def synthesize_route(
             "to get them all as JSON",
             code="download_needs_one_target",
         )
-    parts = await read_form(request, runtime.settings.max_form_parts)
-    if sources is None:
-        sources = tuple(parts.sources)
-        if not sources:
-            raise SynnetError("no source image was sent; add a file part named after its modality", code="missing_part")
-        check_disjoint(sources, targets)
-    outcome = await synthesize(runtime, sources, targets, parts, format)
+    runtime.require_registry()
+    # Admitted before the body is read: a busy service refuses at once instead of buffering uploads.
+    async with runtime.admission.slot():
+        parts = await read_form(request, runtime.settings.max_form_parts)
+        outcome = await synthesize(runtime, sources, targets, parts, format)
     if as_file:
         return download_response(outcome.targets[targets[0]])
     return JSONResponse(outcome.to_json())
