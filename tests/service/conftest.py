@@ -45,6 +45,14 @@ TINY_FIT = [
 BRATS_SUFFIX = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the trained models (directly or through the app) are integration tests: ``slow``."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -114,10 +122,8 @@ def case(trained: TrainedStore) -> dict[Modality, Volume]:
 
 @pytest.fixture(scope="session")
 def small_case(case: dict[Modality, Volume]) -> dict[Modality, Volume]:
-    """The same case, every 3rd voxel in-plane and 24 slices around the middle: 80×80×24, fast to serve.
-
-    The slab is chosen to include slices without brain at neither end, plus a few empty slices
-    added at the bottom so that skipping is exercised.
+    """The same case, every 3rd voxel in-plane, 20 slices from the middle and 4 empty slices below:
+    80×80×24, fast to serve, and with slices that must be skipped.
     """
     small = {}
     for modality, volume in case.items():

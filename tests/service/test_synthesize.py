@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from synnet.imageio import read_image
 from synnet.metrics import evaluate
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, normalize
@@ -129,8 +130,6 @@ async def test_png_in_png_out_with_the_input_bit_depth(serve, trained, case, kit
     pixels = decode(kit, target)
     assert pixels.dtype == (np.uint8 if bits == 8 else np.uint16)
     # The service read the PNG as the model sees it: feed the same decoded pixels to the eager model.
-    from synnet.imageio import read_image
-
     decoded, _ = read_image(kit.png_bytes(image, bits), "t1.png")
     expected = kit.eager_synthesis(
         trained.module("t1_to_t2"), trained.manifest("t1_to_t2"), {T1: decoded}, crop=True, model_space=True
