@@ -18,7 +18,7 @@ from service.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m service", description="Serve the model store over REST.")
     parser.add_argument("--host", help="bind address (default: SYNNET_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: SYNNET_PORT or 8000)")
     parser.add_argument("--model-store", type=Path, help="model store folder (default: SYNNET_MODEL_STORE)")
