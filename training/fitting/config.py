@@ -63,6 +63,7 @@ class FitConfig:
     slice_size: int = 160
     steps_per_epoch: int | None = None
     max_steps: int | None = None
+    time_limit: float | None = None
     # augmentation
     augment: bool = True
     max_rotation: float = 10.0
@@ -102,6 +103,7 @@ RESUMABLE = frozenset(
         "phantom_dir",
         "epochs",
         "max_steps",
+        "time_limit",
         "steps_per_epoch",
         "device",
         "amp",
@@ -235,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps-per-epoch", type=int, metavar="N", help="cap on optimizer steps per epoch (default: one pass)"
     )
     optim.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps in total")
+    optim.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop training after this many seconds of optimizer steps (data loading not counted); "
+        "with --schedule cosine the decay follows whichever of steps or time is further along",
+    )
 
     augment = parser.add_argument_group("augmentation (identical for sources, targets and mask)")
     augment.add_argument("--no-augment", dest="augment", action="store_false", help="no flips, rotations or scaling")
@@ -352,6 +361,8 @@ def _checked(config: FitConfig) -> FitConfig:
     for key, value in positive.items():
         if value is not None and value < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    if config.time_limit is not None and config.time_limit <= 0:
+        raise ConfigError(f"--time-limit must be positive, got {config.time_limit}")
     if config.slice_size < MIN_SLICE_SIZE:
         raise ConfigError(f"--slice-size must be at least {MIN_SLICE_SIZE}, got {config.slice_size}")
     if config.lr <= 0 or config.weight_decay < 0 or not 0 <= config.momentum < 1:

@@ -74,25 +74,38 @@ def ensure_phantoms(config: FitConfig, is_main: bool, barrier: Callable[[], None
     return root
 
 
-def _holdout(ids: list[str], spec: str, seed: int, what: str) -> tuple[list[str], list[str]]:
-    """(kept, held out) for a ``--val-cases``/``--test-cases`` value: a count or explicit ids."""
+def _holdout(
+    ids: list[str], spec: str, seed: int, what: str, allow_absent: bool = False
+) -> tuple[list[str], list[str]]:
+    """(kept, held out) for a ``--val-cases``/``--test-cases`` value: a count or explicit ids.
+
+    Explicit test ids may be absent from ``--data`` (``allow_absent``): a site that keeps its test
+    subjects off the training machine still records them as held out. Validation ids must exist.
+    """
     spec = spec.strip()
     if spec.isdigit():
         return split_cases(ids, int(spec), seed)
     chosen = [item.strip() for item in spec.split(",") if item.strip()]
     unknown = [item for item in chosen if item not in ids]
-    if unknown:
+    if unknown and not allow_absent:
         raise DataError(f"{what} {', '.join(unknown)} not among the available cases", code="bad_split")
+    if unknown:
+        logger.warning("%s %s not in the data folder: recorded as held out", what, ", ".join(unknown))
     return sorted(set(ids) - set(chosen)), sorted(chosen)
 
 
 def choose_split(case_ids: list[str], config: FitConfig) -> Split:
     """Test subjects first, then validation subjects from the rest; at least one left to train on."""
-    for spec, flag in ((config.val_cases, "--val-cases"), (config.test_cases, "--test-cases")):
-        if not spec.strip().isdigit():
-            _holdout(case_ids, spec, config.split_seed, flag)  # reports unknown case ids first
+    if not config.val_cases.strip().isdigit():
+        _holdout(case_ids, config.val_cases, config.split_seed, "--val-cases")  # reports unknown ids first
+    present_test = (
+        int(config.test_cases)
+        if config.test_cases.strip().isdigit()
+        else len({item.strip() for item in config.test_cases.split(",")} & set(case_ids))
+    )
     counts = [
-        int(spec) if spec.strip().isdigit() else len(spec.split(",")) for spec in (config.val_cases, config.test_cases)
+        int(config.val_cases) if config.val_cases.strip().isdigit() else len(config.val_cases.split(",")),
+        present_test,
     ]
     if sum(counts) >= len(case_ids):
         raise DataError(
@@ -100,7 +113,7 @@ def choose_split(case_ids: list[str], config: FitConfig) -> Split:
             "and leave one to train on; lower --val-cases/--test-cases",
             code="bad_split",
         )
-    rest, test = _holdout(case_ids, config.test_cases, config.split_seed, "--test-cases")
+    rest, test = _holdout(case_ids, config.test_cases, config.split_seed, "--test-cases", allow_absent=True)
     train, val = _holdout(rest, config.val_cases, config.split_seed, "--val-cases")
     return Split(train=train, val=val, test=test, seed=config.split_seed)
 

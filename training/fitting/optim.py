@@ -9,7 +9,7 @@ channels_last makes training 20 % slower and bfloat16 some 70× slower.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -29,15 +29,25 @@ def build_optimizer(config: FitConfig, parameters: Iterable[nn.Parameter]) -> to
 
 
 def build_scheduler(
-    config: FitConfig, optimizer: torch.optim.Optimizer, total_steps: int
+    config: FitConfig,
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    elapsed: Callable[[], float] | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule: constant, or cosine from ``lr`` down to 1 % of it over ``total_steps``."""
+    """Per-step schedule: constant, or cosine from ``lr`` down to 1 % of it over ``total_steps``.
+
+    With ``--time-limit`` the cosine follows whichever is further along, the steps or the
+    training seconds (``elapsed()``), so a run stopped by its time budget still ends annealed.
+    """
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     total = max(total_steps, 1)
 
     def cosine(step: int) -> float:
-        progress = min(step / total, 1.0)
+        progress = step / total
+        if config.time_limit and elapsed is not None:
+            progress = max(progress, elapsed() / config.time_limit)
+        progress = min(progress, 1.0)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)

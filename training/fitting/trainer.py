@@ -90,7 +90,8 @@ class Trainer:
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.optimizer = build_optimizer(config, model.parameters())
-        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps)
+        self.train_seconds = 0.0  # time spent in optimizer steps, the clock of --time-limit
+        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps, lambda: self.train_seconds)
         self.scaler = torch.amp.GradScaler(context.device.type, enabled=precision.needs_scaler)
         device_ids = [context.device.index] if cuda else None
         self.network = DistributedDataParallel(model, device_ids=device_ids) if context.distributed else model
@@ -100,9 +101,15 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
 
     @property
+    def out_of_time(self) -> bool:
+        return self.config.time_limit is not None and self.train_seconds >= self.config.time_limit
+
+    @property
     def finished(self) -> bool:
-        return self.epoch >= self.config.epochs or (
-            self.config.max_steps is not None and self.step >= self.config.max_steps
+        return (
+            self.epoch >= self.config.epochs
+            or (self.config.max_steps is not None and self.step >= self.config.max_steps)
+            or self.out_of_time
         )
 
     def fit(self) -> None:
@@ -148,14 +155,24 @@ class Trainer:
         )
         total, count = 0.0, 0
         for index, (sources, targets, mask) in enumerate(self.loader):
-            if index >= remaining:
+            if index >= remaining or self._stop_for_time():
                 break
+            started = time.perf_counter()
             total += self.train_step(sources, targets, mask, self._augment_generator(index))
+            self.train_seconds += time.perf_counter() - started
             count += 1
             bar.set_postfix(loss=f"{total / count:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
             bar.update()
         bar.close()
         return total / max(count, 1)
+
+    def _stop_for_time(self) -> bool:
+        """True once ``--time-limit`` is spent; under DDP rank 0 decides so every rank stops together."""
+        if self.config.time_limit is None or not self.context.distributed:
+            return self.out_of_time
+        flag = torch.tensor([float(self.out_of_time)], device=self.context.device)
+        torch.distributed.broadcast(flag, src=0)
+        return bool(flag.item())
 
     def _augment_generator(self, index: int) -> torch.Generator:
         seed = np.random.SeedSequence([self.config.seed, self.context.rank, self.epoch, index]).generate_state(1)[0]
@@ -242,6 +259,7 @@ class Trainer:
             **{k: v for k, v in self.config.to_json().items() if k not in ("src", "dst", "name", "model_version")},
             "epochs_completed": self.epoch,
             "steps": self.step,
+            "train_seconds": round(self.train_seconds, 1),
             "samples_seen": self.step * self.config.batch_size * self.context.world_size,
             "best_epoch": self.best["epoch"],
             "best_val_loss": self.best["val_loss"],
@@ -262,6 +280,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": self.epoch,
             "step": self.step,
+            "train_seconds": self.train_seconds,
             "best": self.best,
             "history": self.history,
             "rng": rng_state(),
@@ -276,6 +295,7 @@ class Trainer:
         if checkpoint.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.epoch, self.step = checkpoint["epoch"], checkpoint["step"]
+        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
         self.best, self.history = checkpoint["best"], list(checkpoint["history"])
         restore_rng_state(checkpoint["rng"])
         logger.info("resumed after epoch %d (step %d)", self.epoch, self.step)
