@@ -60,6 +60,11 @@ class TargetMetrics(BaseModel):
     ssim: float | None = None
     psnr_brain: float | None = None
     ssim_brain: float | None = None
+    # spread over the cases, set by training.evaluate (validation metrics carry none)
+    psnr_std: float | None = None
+    ssim_std: float | None = None
+    psnr_brain_std: float | None = None
+    ssim_brain_std: float | None = None
 
 
 class ModelManifest(BaseModel):
@@ -85,6 +90,9 @@ class ModelManifest(BaseModel):
     validation: dict[Modality, TargetMetrics] = Field(default_factory=dict)
     evaluation: dict[Modality, TargetMetrics] = Field(
         default_factory=dict, description="metrics on held-out test cases, when evaluated"
+    )
+    evaluation_data: dict[str, Any] = Field(
+        default_factory=dict, description="what `evaluation` was measured on: data, cases, command"
     )
     frameworks: dict[str, str] = Field(default_factory=dict)
     model_file: str = MODEL_FILE

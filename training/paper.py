@@ -170,6 +170,31 @@ def train(runs: Sequence[PlannedRun], settings: TrainSettings, jobs: int) -> int
     return failed
 
 
+def export_checkpoints(folder: Path, settings: TrainSettings, source: str | None) -> int:
+    """Export ``<folder>/<run name>.pt`` checkpoints (e.g. slim ones from a remote GPU) to their stores.
+
+    ``source`` replaces the manifest's ``training_data.source``: the path the remote machine saw
+    means nothing here. Returns the number of models exported.
+    """
+    from training.checkpoint import load_checkpoint
+    from training.export import export_checkpoint
+
+    runs = {run.name: run for run in plan()}
+    exported = 0
+    for path in sorted(folder.glob("*.pt")):
+        run = runs.get(path.stem)
+        if run is None:
+            logger.warning("%s is not a run of the plan; skipped", path.name)
+            continue
+        checkpoint = load_checkpoint(path)
+        if source:
+            checkpoint["meta"]["manifest"]["training_data"]["source"] = source
+        manifest = export_checkpoint(checkpoint, settings.store(run), run.name)
+        logger.info("exported %s (sha256 %s) to %s", run.name, manifest.sha256[:12], settings.store(run))
+        exported += 1
+    return exported
+
+
 def select(runs: Sequence[PlannedRun], only: str) -> list[PlannedRun]:
     if only == "all":
         return list(runs)
@@ -196,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--batch-size", type=int, default=32)
     trainer.add_argument("--workers", type=int, default=2, help="DataLoader workers per fit")
     trainer.add_argument("--dry-run", action="store_true", help="print the fit commands and stop")
+    exporter = verbs.add_parser("export", help="export checkpoints named after planned runs to their stores")
+    exporter.add_argument("checkpoints", type=Path, help="folder of <run name>.pt checkpoints")
+    exporter.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
+    exporter.add_argument("--bundled-store", type=Path, default=Path("model_store"))
+    exporter.add_argument("--source", help="what the manifests record as the training data's source")
     return parser
 
 
@@ -204,6 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for run in plan():  # the plan is code: a typo in a modality name must fail here, not in a fit
         parse_modalities(run.src), parse_modalities(run.dst)
+    if args.verb == "export":
+        settings = TrainSettings(
+            data=Path(),
+            test_cases="",
+            runs_dir=Path(),
+            comparison_store=args.comparison_store,
+            bundled_store=args.bundled_store,
+            comparison_seconds=0.0,
+            bundled_seconds=0.0,
+        )
+        return 0 if export_checkpoints(args.checkpoints, settings, args.source) else 1
     settings = TrainSettings(
         data=args.data,
         test_cases=args.test_cases,
