@@ -48,6 +48,7 @@ THREE_TO_ONE = (
 TABLE3_ARCHS = ("cnn", "deconvnet", "unet", "synnet")
 TABLE4_LOSSES = ("l2", "wl2", "joint")
 BUNDLED_LOSS = "joint"
+BUNDLED_EXAMPLE = "synnet_t1_to_t2"  # whose manifest states the split in the report
 COMPARISON, BUNDLED = "comparison", "bundled"
 
 
@@ -195,6 +196,31 @@ def export_checkpoints(folder: Path, settings: TrainSettings, source: str | None
     return exported
 
 
+# The paper's Tables 3 and 4 (PSNR dB, SSIM), keyed by (arch or loss, src, dst, target).
+PAPER_TABLE3 = {
+    ("cnn", "T1", "T2", "T2"): (13.89, 0.63), ("cnn", "T2", "T1", "T1"): (15.82, 0.74),
+    ("deconvnet", "T1", "T2", "T2"): (19.93, 0.54), ("deconvnet", "T2", "T1", "T1"): (17.95, 0.54),
+    ("unet", "T1", "T2", "T2"): (16.45, 0.52), ("unet", "T2", "T1", "T1"): (18.93, 0.50),
+    ("synnet", "T1", "T2", "T2"): (20.75, 0.65), ("synnet", "T2", "T1", "T1"): (19.80, 0.64),
+}  # fmt: skip
+PAPER_TABLE4 = {
+    ("l2", "T1", "T2", "T2"): (20.75, 0.65), ("l2", "T2", "T1", "T1"): (19.80, 0.64),
+    ("wl2", "T1", "T2", "T2"): (21.80, 0.77), ("wl2", "T2", "T1", "T1"): (20.61, 0.69),
+    ("joint", "T1", "T2", "T2"): (22.80, 0.86), ("joint", "T2", "T1", "T1"): (21.65, 0.70),
+    ("l2", "T1,T1c", "T2", "T2"): (20.44, 0.71), ("l2", "T2,FLAIR", "T1", "T1"): (18.91, 0.74),
+    ("wl2", "T1,T1c", "T2", "T2"): (22.56, 0.70), ("wl2", "T2,FLAIR", "T1", "T1"): (22.53, 0.74),
+    ("joint", "T1,T1c", "T2", "T2"): (16.82, 0.80), ("joint", "T2,FLAIR", "T1", "T1"): (20.35, 0.81),
+    ("l2", "T1,T1c", "T2,FLAIR", "T2"): (19.95, 0.70), ("l2", "T1,T1c", "T2,FLAIR", "FLAIR"): (17.73, 0.60),
+    ("l2", "T2,FLAIR", "T1,T1c", "T1"): (18.33, 0.67), ("l2", "T2,FLAIR", "T1,T1c", "T1c"): (18.03, 0.62),
+    ("wl2", "T1,T1c", "T2,FLAIR", "T2"): (21.05, 0.79), ("wl2", "T1,T1c", "T2,FLAIR", "FLAIR"): (20.91, 0.72),
+    ("wl2", "T2,FLAIR", "T1,T1c", "T1"): (20.07, 0.75), ("wl2", "T2,FLAIR", "T1,T1c", "T1c"): (19.73, 0.73),
+    ("joint", "T1,T1c", "T2,FLAIR", "T2"): (21.05, 0.79), ("joint", "T1,T1c", "T2,FLAIR", "FLAIR"): (20.91, 0.81),
+    ("joint", "T2,FLAIR", "T1,T1c", "T1"): (20.55, 0.81), ("joint", "T2,FLAIR", "T1,T1c", "T1c"): (19.78, 0.76),
+}  # fmt: skip
+ARCH_LABELS = {"cnn": "CM-1 CNN", "deconvnet": "CM-2 Deconv-net", "unet": "CM-3 U-Net", "synnet": "SynNet"}
+LOSS_LABELS = {"l2": "L2", "wl2": "weighted L2", "joint": "joint"}
+
+
 def select(runs: Sequence[PlannedRun], only: str) -> list[PlannedRun]:
     if only == "all":
         return list(runs)
@@ -221,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--batch-size", type=int, default=32)
     trainer.add_argument("--workers", type=int, default=2, help="DataLoader workers per fit")
     trainer.add_argument("--dry-run", action="store_true", help="print the fit commands and stop")
+    reporter = verbs.add_parser("report", help="write docs/results.md from the evaluation summaries")
+    reporter.add_argument("--comparison-summary", type=Path, default=Path("runs/paper/evaluation/summary.csv"))
+    reporter.add_argument("--bundled-summary", type=Path, default=Path("docs/results/bundled/summary.csv"))
+    reporter.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
+    reporter.add_argument("--bundled-store", type=Path, default=Path("model_store"))
+    reporter.add_argument("--out", type=Path, default=Path("docs/results.md"))
     exporter = verbs.add_parser("export", help="export checkpoints named after planned runs to their stores")
     exporter.add_argument("checkpoints", type=Path, help="folder of <run name>.pt checkpoints")
     exporter.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
@@ -234,6 +266,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for run in plan():  # the plan is code: a typo in a modality name must fail here, not in a fit
         parse_modalities(run.src), parse_modalities(run.dst)
+    if args.verb == "report":
+        from synnet.manifest import ModelManifest
+        from training.paper_report import preamble, write_results
+
+        split = ModelManifest.load(args.bundled_store / BUNDLED_EXAMPLE).training_data
+        write_results(
+            args.comparison_summary, args.bundled_summary, args.comparison_store, args.bundled_store, args.out,
+            preamble(split.train_cases, split.test_cases),
+        )  # fmt: skip
+        logger.info("wrote %s", args.out)
+        return 0
     if args.verb == "export":
         settings = TrainSettings(
             data=Path(),

@@ -91,7 +91,8 @@ class Trainer:
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.optimizer = build_optimizer(config, model.parameters())
         self.train_seconds = 0.0  # time spent in optimizer steps, the clock of --time-limit
-        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps, lambda: self.train_seconds)
+        self._step_started = time.perf_counter()
+        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps, self._elapsed_in_step)
         self.scaler = torch.amp.GradScaler(context.device.type, enabled=precision.needs_scaler)
         device_ids = [context.device.index] if cuda else None
         self.network = DistributedDataParallel(model, device_ids=device_ids) if context.distributed else model
@@ -157,14 +158,18 @@ class Trainer:
         for index, (sources, targets, mask) in enumerate(self.loader):
             if index >= remaining or self._stop_for_time():
                 break
-            started = time.perf_counter()
+            self._step_started = time.perf_counter()
             total += self.train_step(sources, targets, mask, self._augment_generator(index))
-            self.train_seconds += time.perf_counter() - started
+            self.train_seconds += time.perf_counter() - self._step_started
             count += 1
             bar.set_postfix(loss=f"{total / count:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
             bar.update()
         bar.close()
         return total / max(count, 1)
+
+    def _elapsed_in_step(self) -> float:
+        """Training seconds including the step under way (the schedule is stepped inside it)."""
+        return self.train_seconds + (time.perf_counter() - self._step_started)
 
     def _stop_for_time(self) -> bool:
         """True once ``--time-limit`` is spent; under DDP rank 0 decides so every rank stops together."""

@@ -1,0 +1,77 @@
+"""training.evaluate on a tiny model trained here: per-case rows, tumour regions, report, manifest."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from synnet.manifest import ModelManifest
+from training.evaluate import main, run_evaluation
+from training.fitting.config import build_parser, make_config
+from training.fitting.run import run
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A tiny T1→T2 model, one test case of which gets a tumour label map; its store and data."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    data = tmp / "data"
+    shutil.copytree(tiny_root, data)
+    argv = ["--data", str(data), "--src", "T1", "--dst", "T2", "--features", "8", "--depth", "2",
+            "--slice-size", "32", "--batch-size", "4", "--max-steps", "2", "--val-cases", "0",
+            "--test-cases", "1", "--out", str(tmp / "store"), "--run-dir", str(tmp / "run"),
+            "--name", "tiny"]  # fmt: skip
+    manifest = run(make_config(vars(build_parser().parse_args(argv)))).manifest
+    (test_case,) = manifest.training_data.test_cases
+    folder = data / test_case
+    image = nib.load(folder / f"{test_case}_t1.nii.gz")
+    seg = np.zeros(image.shape, dtype=np.uint8)
+    seg[15:25, 15:25, 4:8] = 2
+    seg[18:22, 18:22, 5:7] = 4
+    nib.save(nib.Nifti1Image(seg, image.affine), folder / f"{test_case}_seg.nii.gz")
+    return data, tmp / "store", tmp / "report"
+
+
+def test_evaluation_writes_rows_report_figure_and_manifest(evaluated: tuple[Path, Path, Path]) -> None:
+    data, store, out = evaluated
+    summaries = run_evaluation(data, store, ["tiny"], out, write_manifest=True, command="test")
+    rows = list(csv.DictReader((out / "per_case.csv").open()))
+    manifest = ModelManifest.load(store / "tiny")
+    assert [row["case"] for row in rows] == manifest.training_data.test_cases
+    row = rows[0]
+    assert row["target"] == "T2"
+    for name in ("psnr", "ssim", "psnr_brain", "ssim_brain", "psnr_wt", "ssim_wt", "psnr_et", "ssim_et"):
+        assert math.isfinite(float(row[name])), name
+    assert -1.0 <= float(row["ssim_et"]) <= 1.0
+    (summary,) = summaries
+    assert summary.n_cases == 1
+    metrics = manifest.evaluation["T2"]
+    assert metrics.psnr == pytest.approx(round(float(row["psnr"]), 4), abs=1e-4)
+    assert metrics.ssim_brain == pytest.approx(round(float(row["ssim_brain"]), 4), abs=1e-4)
+    assert manifest.evaluation_data["cases"] == manifest.training_data.test_cases
+    assert "| tiny | T2 | 1 |" in (out / "report.md").read_text()
+    assert (out / "figures" / "tiny.png").stat().st_size > 1000
+
+
+def test_rows_already_written_are_reused(evaluated: tuple[Path, Path, Path]) -> None:
+    data, store, _ = evaluated
+    out = store.parent / "report_again"
+    run_evaluation(data, store, ["tiny"], out, figures=False)
+    first = (out / "per_case.csv").read_text()
+    (out / "per_case.csv").write_text(first.replace(first.splitlines()[1].split(",")[3], "99.0", 1))
+    run_evaluation(data, store, ["tiny"], out, figures=False)  # the edited row is kept, not recomputed
+    assert "99.0" in (out / "per_case.csv").read_text()
+
+
+def test_cli_names_unknown_models(evaluated: tuple[Path, Path, Path], capsys) -> None:
+    data, store, out = evaluated
+    assert main(["--data", str(data), "--store", str(store), "--models", "nope", "--out", str(out)]) == 2
+    assert "no model nope" in capsys.readouterr().err
