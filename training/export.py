@@ -177,25 +177,45 @@ def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str |
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.export CHECKPOINT [--out DIR] [--name NAME]``."""
+    """``python -m training.export [CHECKPOINT] [--out DIR] [--name NAME] [--triton DIR]``."""
     parser = argparse.ArgumentParser(
         prog="python -m training.export",
         description="Export a training checkpoint (runs/<name>/best.pt or last.pt) as verified "
         "frozen TorchScript plus manifest.json into the model store.",
     )
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by python -m training.fit")
+    parser.add_argument(
+        "checkpoint", type=Path, nargs="?", help="a checkpoint of python -m training.fit (optional with --triton)"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("model_store"), help="model store folder (default: %(default)s)"
     )
     parser.add_argument("--name", help="model name (default: the run's --name)")
+    parser.add_argument(
+        "--triton",
+        type=Path,
+        metavar="DIR",
+        help="also write a Triton model repository (config.pbtxt + 1/model.pt) for the exported model, or, "
+        "without CHECKPOINT, for every model in --out (finer control: python -m training.triton)",
+    )
     args = parser.parse_args(argv)
+    if args.checkpoint is None and args.triton is None:
+        parser.error("give a CHECKPOINT to export, --triton DIR, or both")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from training.triton import write_triton_repository  # imported late: only --triton needs it
+
     try:
-        manifest = export_checkpoint(load_checkpoint(args.checkpoint), args.out, args.name)
-    except SynnetError as error:
+        names = None
+        if args.checkpoint is not None:
+            manifest = export_checkpoint(load_checkpoint(args.checkpoint), args.out, args.name)
+            where = args.out / manifest.name
+            logger.info("model %s (sha256 %s) written to %s", manifest.name, manifest.sha256[:12], where)
+            names = [manifest.name]
+        if args.triton is not None:
+            written = write_triton_repository(args.out, args.triton, names)
+            logger.info("Triton repository %s: %s", args.triton, ", ".join(p.name for p in written))
+    except (SynnetError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    logger.info("model %s (sha256 %s) written to %s", manifest.name, manifest.sha256[:12], args.out / manifest.name)
     return 0
 
 

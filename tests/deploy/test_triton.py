@@ -94,3 +94,23 @@ def test_cli_writes_the_repository_and_reports_errors(store, tmp_path, capsys):
     assert parse_config(tmp_path / "repo" / "tiny_t1-t1c_to_t2" / "config.pbtxt").max_batch_size == 8
     assert main(["--store", str(store), "--out", str(tmp_path / "repo"), "--model", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_export_cli_writes_a_triton_repository_for_the_store(store, tmp_path):
+    from training.export import main as export_main
+
+    assert export_main(["--out", str(store), "--triton", str(tmp_path / "repo")]) == 0
+    configs = sorted((tmp_path / "repo").glob("*/config.pbtxt"))
+    assert configs, "no config.pbtxt written"
+    for path in configs:
+        assert parse_config(path).platform == "pytorch_libtorch"
+        assert list(path.parent.glob("*/model.pt")), f"no <version>/model.pt beside {path}"
+
+
+def test_export_cli_needs_a_checkpoint_or_triton(capsys):
+    from training.export import main as export_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([])
+    assert exit_info.value.code == 2
+    assert "CHECKPOINT" in capsys.readouterr().err
