@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synnet.errors import SynnetError
 from synnet.normalization import NormalizationParams, normalize
 
 WINDOW_SIZE = 11
@@ -108,6 +109,19 @@ def crop_to_ssim_map(x: torch.Tensor) -> torch.Tensor:
     return x[index]
 
 
+def _checked_range(truth: np.ndarray, data_range: float | None) -> float:
+    """``data_range``, by default the truth's max - min; a flat truth leaves PSNR/SSIM undefined."""
+    if data_range is None:
+        data_range = float(truth.max() - truth.min()) if truth.size else 0.0
+    if not data_range > 0:
+        raise SynnetError(
+            "the ground truth is constant (no intensity range), so PSNR and SSIM are undefined; "
+            "send a truth image with content",
+            code="flat_truth",
+        )
+    return data_range
+
+
 def _as_batch(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))[None, None]
 
@@ -122,8 +136,7 @@ def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None, m
     truth64 = np.asarray(truth, dtype=np.float64)
     if pred64.shape != truth64.shape:
         raise ValueError(f"pred and truth shapes differ: {pred64.shape} and {truth64.shape}")
-    if data_range is None:
-        data_range = float(truth64.max() - truth64.min())
+    data_range = _checked_range(truth64, data_range)
     squared = (pred64 - truth64) ** 2
     mse = float(squared[mask].mean() if mask is not None else squared.mean())
     if mse == 0.0:
@@ -141,8 +154,7 @@ def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None, m
     truth64 = np.asarray(truth, dtype=np.float64)
     if pred64.shape != truth64.shape:
         raise ValueError(f"pred and truth shapes differ: {pred64.shape} and {truth64.shape}")
-    if data_range is None:
-        data_range = float(truth64.max() - truth64.min())
+    data_range = _checked_range(truth64, data_range)
     if pred64.ndim == 3 and pred64.shape[-1] < WINDOW_SIZE:
         slices = [np.moveaxis(a, -1, 0) for a in (pred64, truth64)]
         masks = np.moveaxis(mask, -1, 0) if mask is not None else [None] * len(slices[0])

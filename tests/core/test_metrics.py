@@ -122,3 +122,15 @@ def test_thin_volume_falls_back_to_slice_mean() -> None:
 def test_report_json_rounds_finite_values() -> None:
     payload = MetricReport(psnr=25.123456789, ssim=0.9, psnr_brain=30.0, ssim_brain=0.8).to_json()
     assert payload == {"psnr": 25.123457, "ssim": 0.9, "psnr_brain": 30.0, "ssim_brain": 0.8, "identical": False}
+
+
+def test_a_flat_truth_is_a_clear_error_not_a_math_crash() -> None:
+    from synnet.errors import SynnetError
+    from synnet.metrics import evaluate
+
+    truth = np.zeros((24, 24))
+    pred = np.random.default_rng(0).random((24, 24))
+    for score in (lambda: psnr(pred, truth), lambda: ssim(pred, truth), lambda: evaluate(pred, truth, truth == 0)):
+        with pytest.raises(SynnetError, match="constant") as info:
+            score()
+        assert info.value.code == "flat_truth"
