@@ -73,3 +73,23 @@ def test_metrics_agree_with_scikit_image_on_a_real_slice(cases) -> None:
     )
     assert abs(ssim(pred, truth) - expected_ssim) < 1e-3
     assert abs(psnr(pred, truth) - peak_signal_noise_ratio(truth, pred, data_range=data_range)) < 1e-3
+
+
+@pytest.mark.slow
+def test_evaluation_reproduces_the_committed_per_case_scores(tmp_path: Path) -> None:
+    """One model on one held-out case: the numbers behind its manifest come out again."""
+    import csv
+
+    from training.evaluate import run_evaluation
+
+    committed = {
+        (row["model"], row["case"], row["target"]): row
+        for row in csv.DictReader((REPO / "docs" / "results" / "bundled" / "per_case.csv").open())
+    }
+    run_evaluation(
+        REAL, REPO / "model_store", ["synnet_t1_to_t2"], tmp_path, cases=["Brats18_CBICA_ABM_1"], figures=False
+    )
+    (row,) = csv.DictReader((tmp_path / "per_case.csv").open())
+    expected = committed[("synnet_t1_to_t2", "Brats18_CBICA_ABM_1", "T2")]
+    for metric in ("psnr", "ssim", "psnr_brain", "ssim_brain", "psnr_wt", "ssim_et"):
+        assert float(row[metric]) == pytest.approx(float(expected[metric]), abs=2e-4), metric

@@ -1,0 +1,79 @@
+"""The models committed in model_store/: the ten the project promises, intact and working.
+
+Their quality is shown by ``python -m training.evaluate`` on real held-out BraTS cases (see
+docs/results.md); here each one must load, match its sha256 and synthesize a generated case.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from service.registry import ModelRegistry
+from synnet.manifest import ModelManifest, sha256_file
+from synnet.normalization import brain_mask
+from training.data.brats import find_cases, load_case
+from training.evaluate import synthesize
+from training.paper import BUNDLED, plan
+
+STORE = Path(__file__).resolve().parents[2] / "model_store"
+EXPECTED = {(run.src, run.dst) for run in plan() if run.kind == BUNDLED}
+MANIFESTS = sorted(STORE.glob("*/manifest.json"))
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
+def test_the_ten_promised_configurations_are_bundled() -> None:
+    found = {(tuple(m.src), tuple(m.dst)) for m in (ModelManifest.load(p.parent) for p in MANIFESTS)}
+    assert found == EXPECTED
+    assert sum(f.stat().st_size for f in STORE.rglob("*") if f.is_file()) < 100e6
+
+
+@pytest.mark.parametrize("manifest_path", MANIFESTS, ids=lambda p: p.parent.name)
+def test_manifest_matches_its_file_and_states_held_out_scores(manifest_path: Path) -> None:
+    manifest = ModelManifest.load(manifest_path.parent)
+    assert sha256_file(manifest_path.parent / manifest.model_file) == manifest.sha256
+    split = manifest.training_data
+    assert len(split.train_cases) == 12 and len(split.test_cases) == 4
+    assert not set(split.train_cases) & set(split.test_cases)
+    assert manifest.evaluation_data["cases"] == split.test_cases
+    for target in manifest.dst:
+        scores = manifest.evaluation[target]
+        assert scores.psnr is not None and math.isfinite(scores.psnr)
+        assert 0.0 < scores.ssim_brain <= 1.0
+
+
+@pytest.fixture(scope="module")
+def registry() -> ModelRegistry:
+    loaded = ModelRegistry.load(STORE, torch.device("cpu"))
+    assert not loaded.unavailable, loaded.unavailable
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def generated_case(phantom_root: Path) -> tuple[dict, np.ndarray]:
+    """A generated case cut to 24 axial slices through the brain (the model runs slice by slice)."""
+    loaded = load_case(find_cases(phantom_root)[0], ["T1", "T1c", "T2", "FLAIR"], load_seg=False)
+    middle = loaded.shape[2] // 2
+    images = {m: image[:, :, middle - 12 : middle + 12] for m, image in loaded.images.items()}
+    return images, brain_mask(list(images.values()))
+
+
+@pytest.mark.parametrize("manifest_path", MANIFESTS, ids=lambda p: p.parent.name)
+def test_bundled_model_synthesizes_a_generated_case(
+    manifest_path: Path, registry: ModelRegistry, generated_case: tuple[dict, np.ndarray]
+) -> None:
+    images, _ = generated_case
+    model = registry.models[manifest_path.parent.name]
+    sources = {m: images[m] for m in model.manifest.src}
+    mask = brain_mask(list(sources.values()))
+    y = synthesize(model, sources, mask, batch_size=4)
+    assert y.shape == (len(model.manifest.dst), *mask.shape)
+    assert np.isfinite(y).all()
+    assert float(y[:, ~mask].max()) == 0.0
+    inside = y[:, mask]
+    assert inside.std() > 0.02  # not a constant: the model responds to the anatomy
