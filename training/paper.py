@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--workers", type=int, default=2, help="DataLoader workers per fit")
     trainer.add_argument("--dry-run", action="store_true", help="print the fit commands and stop")
     reporter = verbs.add_parser("report", help="write docs/results.md from the evaluation summaries")
-    reporter.add_argument("--comparison-summary", type=Path, default=Path("runs/paper/evaluation/summary.csv"))
+    reporter.add_argument("--comparison-summary", type=Path, default=Path("docs/results/paper/summary.csv"))
     reporter.add_argument("--bundled-summary", type=Path, default=Path("docs/results/bundled/summary.csv"))
     reporter.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
     reporter.add_argument("--bundled-store", type=Path, default=Path("model_store"))
