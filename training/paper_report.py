@@ -234,7 +234,8 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "Adam, lr 1e-3 with a cosine decay over the time budget, weight decay 1e-4 (the paper's λ4), "
         "batch 32, random 160 px windows around the brain, flips, ±10° rotations and ±10 % scaling, bf16 "
         "autocast. Budgets are wall-clock: **50 s per comparison run, 180 s per bundled model**, which is "
-        "140–580 optimizer steps (3–12 epochs of the 1504 training slices) for the tables and 700–1700 steps (15–36 epochs) for the bundled models "
+        "140–580 optimizer steps (3–12 epochs of the 1504 training slices) for the tables and 700–1700 "
+        "steps (15–36 epochs) for the bundled models "
         "(the *steps / time* column). The paper trained with SGD 'till convergence'; ours are short runs, "
         "so absolute numbers are lower-bounds of what the architectures can do.",
         "- The training cases travelled to the GPU as `python -m training.data.pack` files: 7 bits per voxel "
