@@ -89,7 +89,9 @@ async def synthesize(
             for assignment in assignments:
                 check_size(inputs.shape, assignment.manifest)
             per_model = await asyncio.gather(*(_run(runtime, a, inputs) for a in assignments))
-            targets = await run_in_threadpool(_finish_all, assignments, per_model, inputs, fmt)
+            targets = await run_in_threadpool(
+                _finish_all, assignments, per_model, inputs, fmt, runtime.settings.nifti_gzip_level
+            )
     except TimeoutError:
         raise SynthesisTimeoutError(
             f"synthesis did not finish within {timeout:g} s; the service may be overloaded, "
@@ -117,6 +119,7 @@ def _finish_all(
     per_model: list[tuple[np.ndarray, int, int]],
     inputs: InputImages,
     fmt: OutputFormat,
+    gzip_level: int,
 ) -> dict[Modality, TargetOutput]:
     targets: dict[Modality, TargetOutput] = {}
     for assignment, (y, run, skipped) in zip(assignments, per_model, strict=True):
@@ -126,5 +129,6 @@ def _finish_all(
             targets[target] = finish_target(
                 target, channel, manifest, meta=inputs.meta, mask=inputs.mask,
                 truth=inputs.truths.get(target), fmt=fmt, slices_run=run, slices_skipped=skipped,
+                gzip_level=gzip_level,
             )
     return targets

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from fastapi.responses import Response
 
+from service.compression import gzip_compress
 from service.schemas import OutputFormat
 from synnet.errors import SynnetError
 from synnet.imageio import ImageMeta, write_nifti, write_png
@@ -86,11 +87,13 @@ def finish_target(
     fmt: OutputFormat,
     slices_run: int,
     slices_skipped: int,
+    gzip_level: int = 1,
 ) -> TargetOutput:
     """Denormalize, score against the truth if any, and encode one target (CPU work: run in a thread).
 
     Args:
         pred_model_space: the model's output for ``target`` in the input's shape, in [0, 1].
+        gzip_level: zlib level of a compressed NIfTI (:func:`service.compression.gzip_compress`).
     """
     metrics = compute_metrics(pred_model_space, truth, mask, manifest) if truth is not None else None
     description = f"synthetic {target.value} by synnet model {manifest.name}"
@@ -102,7 +105,9 @@ def finish_target(
         if fmt == "nifti":
             nifti_meta = meta if meta.format == "nifti" else None
             compress = meta.compressed if nifti_meta is not None else True
-            payload = write_nifti(raw, nifti_meta, description=description, compress=compress)
+            payload = write_nifti(raw, nifti_meta, description=description, compress=False)
+            if compress:
+                payload = gzip_compress(payload, gzip_level)
             media_type, ext = ("application/gzip", ".nii.gz") if compress else ("application/octet-stream", ".nii")
         else:
             payload, media_type, ext = _npy(raw), "application/octet-stream", ".npy"

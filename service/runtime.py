@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from service.admission import AdmissionGate
+from service.allocator import keep_freed_memory
 from service.batcher import Batcher
 from service.errors import NotReadyError
 from service.observability import ServiceMetrics
@@ -45,6 +46,8 @@ class Runtime:
         """Begin loading the models; returns at once."""
         if self.settings.torch_threads:
             torch.set_num_threads(self.settings.torch_threads)
+        if self.settings.keep_freed_memory:
+            keep_freed_memory()
         self._loading = asyncio.get_running_loop().create_task(self._load(), name="load-models")
 
     async def stop(self) -> None:
@@ -57,13 +60,16 @@ class Runtime:
 
     async def _load(self) -> None:
         settings = self.settings
-        logger.info("loading models from %s on %s (batch size %d)", settings.model_store, self.device, self.batch_size)
+        logger.info(
+            "loading models from %s on %s (batch size %d, delay %g s)",
+            settings.model_store, self.device, self.batch_size, settings.batch_delay_for(self.device.type),
+        )
         try:
             registry = await asyncio.get_running_loop().run_in_executor(
                 self.executor,
                 lambda: ModelRegistry.load(
                     settings.model_store, self.device, autocast=settings.autocast_dtype,
-                    channels_last=settings.channels_last,
+                    channels_last=settings.channels_last_for(self.device.type),
                 ),
             )
         except Exception:
@@ -91,7 +97,7 @@ class Runtime:
             model.forward,
             self.executor,
             max_batch_size=self.batch_size,
-            max_delay_s=self.settings.max_batch_delay_s,
+            max_delay_s=self.settings.batch_delay_for(self.device.type),
             observe=observe,
             on_queue_depth=metrics.queue_depth.labels(name).set,
         )

@@ -14,9 +14,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Per-slice throughput on CPU does not rise with the batch size (it falls past 4), while a GPU
-# needs large batches to be kept busy: the default batch limit depends on the device.
+# Per-slice throughput on CPU does not rise with the batch size, while a GPU needs large batches
+# to be kept busy: the default batch limit depends on the device. Waiting for company therefore
+# only adds latency on CPU (slices that arrive during a forward pass still share the next one).
 DEFAULT_BATCH_SIZE = {"cpu": 4, "cuda": 32}
+DEFAULT_BATCH_DELAY_S = {"cpu": 0.0, "cuda": 0.01}
+# NHWC input makes oneDNN's CPU convolutions and max-pooling much faster; on CUDA the exported
+# files' NCHW weights made NHWC input 10-25 % slower (H200, docs/benchmarks.md).
+DEFAULT_CHANNELS_LAST = {"cpu": True, "cuda": False}
 
 
 class Settings(BaseSettings):
@@ -33,12 +38,22 @@ class Settings(BaseSettings):
     autocast_dtype: Literal["none", "bf16", "fp16"] = Field(
         default="none", description="mixed precision on CUDA only; ignored on CPU, where bf16 is ~70x slower"
     )
-    channels_last: bool = Field(default=True, description="feed the network NHWC tensors (~20 % faster on CPU)")
+    channels_last: bool | None = Field(
+        default=None, description="feed the network NHWC tensors; None: on CPU (much faster there), not on CUDA"
+    )
     torch_threads: int | None = Field(default=None, ge=1, description="intra-op threads; None keeps torch's default")
     crop_to_brain: bool = Field(default=True, description="run the network on the brain's bounding box only")
+    keep_freed_memory: bool = Field(
+        default=True, description="glibc malloc reuses freed activations instead of returning them to the OS"
+    )
+    nifti_gzip_level: int = Field(
+        default=1, ge=0, le=9, description="zlib level of .nii.gz results (1: 4 % larger than 6, 1.3× faster)"
+    )
 
     max_batch_size: int | None = Field(default=None, ge=1, description="slices per forward; None: 4 on CPU, 32 on CUDA")
-    max_batch_delay_s: float = Field(default=0.01, ge=0.0, description="how long a batch waits for more slices")
+    max_batch_delay_s: float | None = Field(
+        default=None, ge=0.0, description="how long a batch waits for more slices; None: 0 on CPU, 0.01 s on CUDA"
+    )
     max_queued_requests: int = Field(default=32, ge=1, description="syntheses admitted at once; more get 503")
     retry_after_s: int = Field(default=1, ge=0, description="Retry-After sent with a 503")
     request_timeout_s: float = Field(default=120.0, gt=0.0, description="longest a synthesis may queue and run")
@@ -63,6 +78,18 @@ class Settings(BaseSettings):
     def batch_size_for(self, device_type: str) -> int:
         """The batch limit on ``device_type`` (``"cpu"`` or ``"cuda"``): the setting, else a device default."""
         return self.max_batch_size or DEFAULT_BATCH_SIZE.get(device_type, DEFAULT_BATCH_SIZE["cpu"])
+
+    def channels_last_for(self, device_type: str) -> bool:
+        """Whether to feed ``device_type`` NHWC tensors: the setting, else a device default."""
+        if self.channels_last is not None:
+            return self.channels_last
+        return DEFAULT_CHANNELS_LAST.get(device_type, DEFAULT_CHANNELS_LAST["cpu"])
+
+    def batch_delay_for(self, device_type: str) -> float:
+        """The batching delay on ``device_type``: the setting, else a device default."""
+        if self.max_batch_delay_s is not None:
+            return self.max_batch_delay_s
+        return DEFAULT_BATCH_DELAY_S.get(device_type, DEFAULT_BATCH_DELAY_S["cpu"])
 
 
 @lru_cache(maxsize=1)

@@ -83,6 +83,45 @@ def check_size(shape: Sequence[int], manifest: ModelManifest) -> None:
         )
 
 
+@dataclass(frozen=True)
+class SliceStack:
+    """What the network runs for one volume: the slices holding brain, cropped to one box.
+
+    Attributes:
+        x: (n, C, h, w) float32, contiguous: slice ``slices[i]`` of the sources, rows × cols.
+        slices: (n,) axial indices z of the slices that hold brain.
+        rows, cols: the in-plane box (the whole slice when not cropping).
+        stats: slices run and skipped.
+    """
+
+    x: np.ndarray
+    slices: np.ndarray
+    rows: slice
+    cols: slice
+    stats: SliceStats
+
+
+def slice_stack(x: np.ndarray, mask: np.ndarray, manifest: ModelManifest, *, crop: bool = True) -> SliceStack:
+    """The network's input for one volume (also what a benchmark needs to redo the same work).
+
+    Args:
+        x: (C, X, Y, Z) normalized sources (:func:`model_input`).
+        mask: (X, Y, Z) or (X, Y) bool brain mask.
+        manifest: the model's manifest (grid multiple and minimum size).
+        crop: cut every slice to the brain's bounding box (False: whole slices).
+    """
+    volume_mask = as_volume(mask)
+    slices = np.flatnonzero(volume_mask.any(axis=(0, 1)))
+    stats = SliceStats(run=int(slices.size), skipped=int(volume_mask.shape[2] - slices.size))
+    if crop and slices.size:
+        rows, cols = brain_box(volume_mask.any(axis=2), manifest.input.multiple_of, manifest.input.min_size)
+    else:
+        rows, cols = slice(0, volume_mask.shape[0]), slice(0, volume_mask.shape[1])
+    # (C, h, w, n) → (n, C, h, w): a contiguous stack of the slices the network will see.
+    stack = np.ascontiguousarray(np.moveaxis(x[:, rows, cols][..., slices], -1, 0), dtype=np.float32)
+    return SliceStack(stack, slices, rows, cols, stats)
+
+
 async def run_model(
     x: np.ndarray,
     mask: np.ndarray,
@@ -106,22 +145,14 @@ async def run_model(
         ``(y, stats)``: y is (D, X, Y, Z) float32 in [0, 1], zero outside the brain.
     """
     volume_mask = as_volume(mask)
-    n_dst = len(manifest.dst)
-    y = np.zeros((n_dst, *volume_mask.shape), dtype=np.float32)
-    slices = np.flatnonzero(volume_mask.any(axis=(0, 1)))
-    stats = SliceStats(run=int(slices.size), skipped=int(volume_mask.shape[2] - slices.size))
-    if slices.size == 0:
-        return y, stats
-    if crop:
-        rows, cols = brain_box(volume_mask.any(axis=2), manifest.input.multiple_of, manifest.input.min_size)
-    else:
-        rows, cols = slice(0, volume_mask.shape[0]), slice(0, volume_mask.shape[1])
-    # (C, h, w, n) → (n, C, h, w): a contiguous stack of the slices the network will see.
-    stack = np.ascontiguousarray(np.moveaxis(x[:, rows, cols][..., slices], -1, 0), dtype=np.float32)
-    chunks = [torch.from_numpy(stack[i : i + batch_size]) for i in range(0, len(stack), batch_size)]
+    y = np.zeros((len(manifest.dst), *volume_mask.shape), dtype=np.float32)
+    stack = slice_stack(x, volume_mask, manifest, crop=crop)
+    if stack.slices.size == 0:
+        return y, stack.stats
+    chunks = [torch.from_numpy(stack.x[i : i + batch_size]) for i in range(0, len(stack.x), batch_size)]
     outputs = await asyncio.gather(*(batcher.submit(chunk) for chunk in chunks))
     out = torch.cat(outputs).numpy()  # (n, D, h, w)
-    y[:, rows, cols, slices] = np.moveaxis(out, 0, -1)
+    y[:, stack.rows, stack.cols, stack.slices] = np.moveaxis(out, 0, -1)
     np.clip(y, 0.0, 1.0, out=y)
     y *= volume_mask[None]
-    return y, stats
+    return y, stack.stats

@@ -1,0 +1,75 @@
+"""The service's speed levers that bench/serve_speed.py measures: NHWC strides for one-channel
+inputs, device defaults for the layout and the batching delay, glibc keeping freed memory, the
+stack of cropped brain slices that the network runs, and gzip deflated on several threads."""
+
+from __future__ import annotations
+
+import gzip
+import platform
+import zlib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from service.allocator import keep_freed_memory
+from service.compression import gzip_compress
+from service.registry import as_channels_last
+from service.settings import Settings
+from service.synthesis import slice_stack
+
+
+def test_one_channel_input_gets_nhwc_strides_and_keeps_its_values() -> None:
+    x = torch.rand(2, 1, 32, 48)
+    # Why .contiguous(memory_format=...) is not enough: with one channel it returns x as it is.
+    assert x.contiguous(memory_format=torch.channels_last).stride() == x.stride() == (1536, 1536, 48, 1)
+    y = as_channels_last(x)
+    assert y.stride() == (1536, 1, 48, 1) and torch.equal(y, x)
+    already = torch.rand(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    assert as_channels_last(already) is already
+
+
+def test_a_convolution_of_one_channel_nhwc_input_answers_nhwc() -> None:
+    weight = torch.rand(4, 1, 3, 3)  # NCHW, like the frozen weights of an exported model
+    out = F.conv2d(as_channels_last(torch.rand(1, 1, 16, 16)), weight, padding=1)
+    assert out.stride(1) == 1  # NHWC: the rest of the network stays in that layout
+    assert F.conv2d(torch.rand(1, 1, 16, 16), weight, padding=1).stride(1) == 256
+
+
+def test_layout_and_batching_delay_defaults_depend_on_the_device() -> None:
+    settings = Settings(channels_last=None, max_batch_delay_s=None)
+    assert settings.channels_last_for("cpu") and not settings.channels_last_for("cuda")
+    assert settings.batch_delay_for("cpu") == 0.0 and settings.batch_delay_for("cuda") == 0.01
+    settings = Settings(channels_last=False, max_batch_delay_s=0.05)
+    assert not settings.channels_last_for("cpu") and settings.batch_delay_for("cuda") == 0.05
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_glibc_accepts_keeping_freed_memory() -> None:
+    assert keep_freed_memory()
+
+
+def test_slice_stack_holds_the_brain_slices_cropped_to_one_aligned_box() -> None:
+    mask = np.zeros((64, 48, 5), bool)
+    mask[10:30, 5:20, 1] = True
+    mask[12:40, 8:25, 3] = True
+    x = np.random.default_rng(0).random((2, 64, 48, 5), dtype=np.float32)
+    manifest = SimpleNamespace(input=SimpleNamespace(multiple_of=16, min_size=16))
+    stack = slice_stack(x, mask, manifest)  # type: ignore[arg-type]
+    assert (stack.stats.run, stack.stats.skipped) == (2, 3) and stack.slices.tolist() == [1, 3]
+    assert (stack.rows, stack.cols) == (slice(0, 48), slice(0, 32))
+    assert stack.x.shape == (2, 2, 48, 32) and stack.x.flags.c_contiguous
+    np.testing.assert_array_equal(stack.x[1], x[:, 0:48, 0:32, 3])
+    whole = slice_stack(x, mask, manifest, crop=False)  # type: ignore[arg-type]
+    assert whole.x.shape == (2, 2, 64, 48)
+
+
+@pytest.mark.parametrize("size", [0, 1000, 9 * 1024 * 1024 + 7])
+def test_parallel_gzip_is_one_ordinary_gzip_member(size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 4, size, dtype=np.uint8).tobytes()
+    packed = gzip_compress(data, level=1, threads=2)
+    assert gzip.decompress(packed) == data
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # what synnet.imageio's reader uses
+    assert inflater.decompress(packed) == data and inflater.eof and not inflater.unused_data
