@@ -369,7 +369,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.set_grad_enabled(False)
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
     command = "python -m training.evaluate " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
