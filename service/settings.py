@@ -36,7 +36,7 @@ class Settings(BaseSettings):
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     autocast_dtype: Literal["none", "bf16", "fp16"] = Field(
-        default="none", description="mixed precision on CUDA only; ignored on CPU, where bf16 is ~70x slower"
+        default="none", description="mixed precision on CUDA only; ignored on CPU (untested there)"
     )
     channels_last: bool | None = Field(
         default=None, description="feed the network NHWC tensors; None: on CPU (much faster there), not on CUDA"

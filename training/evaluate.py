@@ -281,7 +281,9 @@ def run_evaluation(
     command: str = "",
 ) -> list[Summary]:
     """Evaluate, write the report folder, and return the summaries (see the module docstring)."""
-    registry = ModelRegistry.load(store, torch.device(device))
+    # channels_last as the service sets it per device: faster on CPU, slower with NCHW weights on CUDA
+    target = torch.device(device)
+    registry = ModelRegistry.load(store, target, channels_last=target.type == "cpu")
     if registry.unavailable:
         reasons = "; ".join(f"{u.name}: {u.reason}" for u in registry.unavailable)
         raise EvaluationError(f"models in {store} failed to load: {reasons}", code="model_unavailable")
