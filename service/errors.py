@@ -76,6 +76,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "no_model": 404,
     "unauthorized": 401,
     "bad_request": 400,
+    "upload_timeout": 408,
     "queue_full": 503,
     "not_ready": 503,
     "shutting_down": 503,

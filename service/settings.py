@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_queued_requests: int = Field(default=32, ge=1, description="syntheses admitted at once; more get 503")
     retry_after_s: int = Field(default=1, ge=0, description="Retry-After sent with a 503")
     request_timeout_s: float = Field(default=120.0, gt=0.0, description="longest a synthesis may queue and run")
+    upload_timeout_s: float = Field(
+        default=60.0, gt=0.0, description="longest an upload may take to arrive; a slower one gets 408"
+    )
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_form_parts: int = Field(default=16, ge=1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -12,7 +13,7 @@ from service.deps import RuntimeDep
 from service.pipeline import synthesize
 from service.results import download_response
 from service.schemas import SYNTHESIS_EXAMPLE, ErrorBody, OutputFormat, SynthesisResponse
-from service.uploads import read_form
+from service.uploads import FormParts, read_form
 from synnet.errors import SynnetError
 from synnet.modalities import VALID_NAMES, Modality, check_disjoint, parse_modalities
 
@@ -126,8 +127,20 @@ async def synthesize_route(
     runtime.require_registry()
     # Admitted before the body is read: a busy service refuses at once instead of buffering uploads.
     async with runtime.admission.slot():
-        parts = await read_form(request, runtime.settings.max_form_parts)
+        parts = await _read_upload(request, runtime.settings.max_form_parts, runtime.settings.upload_timeout_s)
         outcome = await synthesize(runtime, sources, targets, parts, format)
     if as_file:
         return download_response(outcome.targets[targets[0]])
     return JSONResponse(outcome.to_json())
+
+
+async def _read_upload(request: Request, max_parts: int, timeout_s: float) -> FormParts:
+    """The form, or a 408 once ``timeout_s`` passes: a trickling upload must not hold its admission slot."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read_form(request, max_parts)
+    except TimeoutError:
+        raise SynnetError(
+            f"the upload did not arrive within {timeout_s:g} s; send it again over a faster link",
+            code="upload_timeout",
+        ) from None

@@ -193,6 +193,24 @@ async def test_full_queue_is_503_with_retry_after(serve, kit, case) -> None:
     assert refused.headers["retry-after"] == "3"
 
 
+async def test_trickling_upload_is_408_and_frees_its_slot(serve) -> None:
+    async def stream():  # the form starts, then the client stalls
+        yield b'--xyz\r\nContent-Disposition: form-data; name="T1"; filename="t1.nii"\r\n\r\n'
+        await asyncio.sleep(3.0)
+        yield b"\0" * 1024
+
+    async with serve(upload_timeout_s=0.3) as (app, client):
+        response = await asyncio.wait_for(
+            client.post(
+                "/synthesize", params={"src": "T1", "dst": "T2"}, content=stream(),
+                headers={"content-type": "multipart/form-data; boundary=xyz"},
+            ),
+            timeout=10,
+        )  # fmt: skip
+        assert app.state.runtime.admission.in_flight == 0
+    assert_error(response, 408, "upload_timeout", "0.3 s")
+
+
 async def test_slow_synthesis_is_504(serve, kit, case) -> None:
     files = {"T1": ("t1.png", kit.png_bytes(case["T1"].array[:, :, 77]))}
     async with serve(request_timeout_s=0.2, max_batch_delay_s=5.0) as (app, client):
