@@ -43,7 +43,7 @@ from synnet.manifest import ModelManifest, TargetMetrics
 from synnet.metrics import brain_scaled, evaluate, psnr, ssim_in_regions
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, normalize
-from training.data.brats import BratsCase, find_cases, load_case
+from training.data.brats import BratsCase, LoadedCase, find_cases, load_case
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,23 @@ def score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, seg: np.ndarray
     return scores
 
 
-def evaluate_model_on_case(model: LoadedModel, case: BratsCase, batch_size: int) -> list[dict[str, object]]:
-    """One row per target of ``model`` on ``case``."""
+@dataclass
+class CasePrediction:
+    """One model's synthesis of one case, with what scoring and the figure both need."""
+
+    case_id: str
+    loaded: LoadedCase
+    mask: np.ndarray
+    y: np.ndarray
+    seconds: float
+
+    def model_space(self, modality: Modality, manifest: ModelManifest) -> np.ndarray:
+        """A real image of the case in model space, normalized as the service normalizes what it is sent."""
+        return normalize(self.loaded.images[modality], self.mask, manifest.normalization)[0]
+
+
+def predict_case(model: LoadedModel, case: BratsCase, batch_size: int) -> CasePrediction:
+    """Load ``case`` and synthesize every target of ``model`` the way the service does."""
     manifest = model.manifest
     needed = (*manifest.src, *manifest.dst)
     missing = case.missing(needed)
@@ -106,13 +121,17 @@ def evaluate_model_on_case(model: LoadedModel, case: BratsCase, batch_size: int)
     mask = brain_mask(list(sources.values()))  # as the service does: the sources' nonzero voxels
     started = time.perf_counter()
     y = synthesize(model, sources, mask, batch_size)
-    seconds = time.perf_counter() - started
+    return CasePrediction(case.case_id, loaded, mask, y, time.perf_counter() - started)
+
+
+def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> list[dict[str, object]]:
+    """One row per target of the model on the predicted case."""
     rows = []
     for channel, target in enumerate(manifest.dst):
-        truth, _ = normalize(loaded.images[target], mask, manifest.normalization)
-        scores = score(y[channel], truth, mask, loaded.seg)
-        keys = {"model": manifest.name, "case": case.case_id, "target": target.value}
-        rows.append({**keys, **scores, "seconds": seconds})
+        truth = prediction.model_space(target, manifest)
+        scores = score(prediction.y[channel], truth, prediction.mask, prediction.loaded.seg)
+        keys = {"model": manifest.name, "case": prediction.case_id, "target": target.value}
+        rows.append({**keys, **scores, "seconds": prediction.seconds})
     return rows
 
 
@@ -224,26 +243,22 @@ def _rounded(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def figure(model: LoadedModel, case: BratsCase, batch_size: int, path: Path, n_slices: int = 3) -> None:
+def figure(manifest: ModelManifest, prediction: CasePrediction, path: Path, n_slices: int = 3) -> None:
     """Sources, truth, synthesized and |error| for ``n_slices`` axial slices through the tumour (or brain)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    manifest = model.manifest
-    loaded = load_case(case, (*manifest.src, *manifest.dst), load_seg=True)
-    sources = {m: loaded.images[m] for m in manifest.src}
-    mask = brain_mask(list(sources.values()))
-    y = synthesize(model, sources, mask, batch_size)
+    loaded, mask, y = prediction.loaded, prediction.mask, prediction.y
     focus = loaded.seg > 0 if loaded.seg is not None and loaded.seg.any() else mask
     zs = np.flatnonzero(focus.any(axis=(0, 1)))
     chosen = zs[np.linspace(0, len(zs) - 1, n_slices + 2).round().astype(int)[1:-1]]
     columns: list[tuple[str, np.ndarray, str]] = []
     for m in manifest.src:
-        columns.append((f"{m.value} (source)", normalize(sources[m], mask, manifest.normalization)[0], "gray"))
+        columns.append((f"{m.value} (source)", prediction.model_space(m, manifest), "gray"))
     for channel, target in enumerate(manifest.dst):
-        truth = normalize(loaded.images[target], mask, manifest.normalization)[0]
+        truth = prediction.model_space(target, manifest)
         columns.append((f"{target.value} truth", truth, "gray"))
         columns.append((f"{target.value} synthesized", y[channel], "gray"))
         columns.append((f"|error| {target.value}", np.abs(y[channel] - truth), "magma"))
@@ -261,7 +276,7 @@ def figure(model: LoadedModel, case: BratsCase, batch_size: int, path: Path, n_s
                 ax.set_title(title, fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"z = {z}", fontsize=8)
-    fig.suptitle(f"{manifest.name} on {case.case_id} (held out)", fontsize=10)
+    fig.suptitle(f"{manifest.name} on {prediction.case_id} (held out)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -313,10 +328,17 @@ def run_evaluation(
         if leaked:
             logger.warning("%s was trained on %s: those scores are not held-out scores", name, ", ".join(leaked))
         cases_of[name] = ids
+        figure_path = out / "figures" / f"{name}.png"
         for case_id in ids:
+            wants_figure = figures and case_id == ids[0] and not figure_path.exists()
+            if (name, case_id) in done and not wants_figure:
+                continue
+            prediction = predict_case(model, available[case_id], batch_size)  # once, for rows and figure
+            if wants_figure:
+                figure(model.manifest, prediction, figure_path)
             if (name, case_id) in done:
                 continue
-            new_rows = evaluate_model_on_case(model, available[case_id], batch_size)
+            new_rows = score_prediction(model.manifest, prediction)
             rows = [*rows, *new_rows]
             write_rows(csv_path, rows)  # after every case: an interrupted run loses one case at most
             for row in new_rows:
@@ -325,8 +347,6 @@ def run_evaluation(
                     name, case_id, row["target"], row["psnr"], row["ssim"],
                     row["psnr_brain"], row["ssim_brain"], row["seconds"],
                 )  # fmt: skip
-        if figures and not (out / "figures" / f"{name}.png").exists():
-            figure(model, available[ids[0]], batch_size, out / "figures" / f"{name}.png")
     rows = [row for row in rows if row["model"] in cases_of and row["case"] in cases_of[str(row["model"])]]
     rows = [{**row, **{m: _float(row[m]) for m in (*METRICS, "seconds")}} for row in rows]
     summaries = [s for s in summarize(rows) if s.model in cases_of]
