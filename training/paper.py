@@ -97,23 +97,30 @@ def plan() -> list[PlannedRun]:
 
 
 @dataclass(frozen=True)
+class Stores:
+    """Where each kind of run is exported: the comparison models apart from the bundled ones."""
+
+    comparison: Path
+    bundled: Path
+
+    def of(self, run: PlannedRun) -> Path:
+        return self.bundled if run.kind == BUNDLED else self.comparison
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     """What every run shares; the time budgets differ by kind."""
 
     data: Path
     test_cases: str
     runs_dir: Path
-    comparison_store: Path
-    bundled_store: Path
+    stores: Stores
     comparison_seconds: float
     bundled_seconds: float
     slice_size: int = 160
     batch_size: int = 32
     workers: int = 2
     split_seed: int = 0
-
-    def store(self, run: PlannedRun) -> Path:
-        return self.bundled_store if run.kind == BUNDLED else self.comparison_store
 
 
 def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
@@ -130,20 +137,20 @@ def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
         "--epochs", "100000", "--time-limit", f"{seconds:g}",
         "--batch-size", str(settings.batch_size), "--slice-size", str(settings.slice_size),
         "--workers", str(settings.workers),
-        "--out", str(settings.store(run)), "--name", run.name, "--run-dir", str(run_dir),
+        "--out", str(settings.stores.of(run)), "--name", run.name, "--run-dir", str(run_dir),
     ]  # fmt: skip
     if (run_dir / "last.pt").exists():
         command += ["--resume", str(run_dir / "last.pt")]
     return command
 
 
-def is_exported(run: PlannedRun, settings: TrainSettings) -> bool:
-    return (settings.store(run) / run.name / "manifest.json").exists()
+def is_exported(run: PlannedRun, stores: Stores) -> bool:
+    return (stores.of(run) / run.name / "manifest.json").exists()
 
 
 def train(runs: Sequence[PlannedRun], settings: TrainSettings, jobs: int) -> int:
     """Run the fits ``jobs`` at a time; the number of runs that failed (their logs say why)."""
-    pending = [run for run in runs if not is_exported(run, settings)]
+    pending = [run for run in runs if not is_exported(run, settings.stores)]
     logger.info("%d runs planned, %d already exported, %d to train", len(runs), len(runs) - len(pending), len(pending))
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
@@ -171,7 +178,7 @@ def train(runs: Sequence[PlannedRun], settings: TrainSettings, jobs: int) -> int
     return failed
 
 
-def export_checkpoints(folder: Path, settings: TrainSettings, source: str | None) -> int:
+def export_checkpoints(folder: Path, stores: Stores, source: str | None) -> int:
     """Export ``<folder>/<run name>.pt`` checkpoints (e.g. slim ones from a remote GPU) to their stores.
 
     ``source`` replaces the manifest's ``training_data.source``: the path the remote machine saw
@@ -190,8 +197,8 @@ def export_checkpoints(folder: Path, settings: TrainSettings, source: str | None
         checkpoint = load_checkpoint(path)
         if source:
             checkpoint["meta"]["manifest"]["training_data"]["source"] = source
-        manifest = export_checkpoint(checkpoint, settings.store(run), run.name)
-        logger.info("exported %s (sha256 %s) to %s", run.name, manifest.sha256[:12], settings.store(run))
+        manifest = export_checkpoint(checkpoint, stores.of(run), run.name)
+        logger.info("exported %s (sha256 %s) to %s", run.name, manifest.sha256[:12], stores.of(run))
         exported += 1
     return exported
 
@@ -237,8 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-cases", default="4", help="held-out cases: a count or explicit ids (default: %(default)s)"
     )
     trainer.add_argument("--runs-dir", type=Path, default=Path("runs/paper"))
-    trainer.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
-    trainer.add_argument("--bundled-store", type=Path, default=Path("model_store"))
     trainer.add_argument("--comparison-seconds", type=float, default=3600.0, help="training time of a table run")
     trainer.add_argument("--bundled-seconds", type=float, default=7200.0, help="training time of a bundled model")
     trainer.add_argument("--jobs", type=int, default=1, help="fits at once (default: %(default)s)")
@@ -250,14 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     reporter = verbs.add_parser("report", help="write docs/results.md from the evaluation summaries")
     reporter.add_argument("--comparison-summary", type=Path, default=Path("docs/results/paper/summary.csv"))
     reporter.add_argument("--bundled-summary", type=Path, default=Path("docs/results/bundled/summary.csv"))
-    reporter.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
-    reporter.add_argument("--bundled-store", type=Path, default=Path("model_store"))
     reporter.add_argument("--out", type=Path, default=Path("docs/results.md"))
     exporter = verbs.add_parser("export", help="export checkpoints named after planned runs to their stores")
     exporter.add_argument("checkpoints", type=Path, help="folder of <run name>.pt checkpoints")
-    exporter.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
-    exporter.add_argument("--bundled-store", type=Path, default=Path("model_store"))
     exporter.add_argument("--source", help="what the manifests record as the training data's source")
+    for verb in (trainer, reporter, exporter):
+        verb.add_argument("--comparison-store", type=Path, default=Path("runs/paper/store"))
+        verb.add_argument("--bundled-store", type=Path, default=Path("model_store"))
     return parser
 
 
@@ -277,23 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         logger.info("wrote %s", args.out)
         return 0
+    stores = Stores(comparison=args.comparison_store, bundled=args.bundled_store)
     if args.verb == "export":
-        settings = TrainSettings(
-            data=Path(),
-            test_cases="",
-            runs_dir=Path(),
-            comparison_store=args.comparison_store,
-            bundled_store=args.bundled_store,
-            comparison_seconds=0.0,
-            bundled_seconds=0.0,
-        )
-        return 0 if export_checkpoints(args.checkpoints, settings, args.source) else 1
+        return 0 if export_checkpoints(args.checkpoints, stores, args.source) else 1
     settings = TrainSettings(
         data=args.data,
         test_cases=args.test_cases,
         runs_dir=args.runs_dir,
-        comparison_store=args.comparison_store,
-        bundled_store=args.bundled_store,
+        stores=stores,
         comparison_seconds=args.comparison_seconds,
         bundled_seconds=args.bundled_seconds,
         slice_size=args.slice_size,

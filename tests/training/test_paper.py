@@ -12,6 +12,7 @@ from training.paper import (
     COMPARISON,
     PAPER_TABLE3,
     PAPER_TABLE4,
+    Stores,
     TrainSettings,
     fit_command,
     main,
@@ -40,8 +41,8 @@ def test_plan_holds_every_paper_cell_and_ten_bundled_models() -> None:
 
 def test_fit_command_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
     settings = TrainSettings(
-        data=Path("data"), test_cases="4", runs_dir=tmp_path, comparison_store=tmp_path / "c",
-        bundled_store=tmp_path / "b", comparison_seconds=50, bundled_seconds=180,
+        data=Path("data"), test_cases="4", runs_dir=tmp_path, stores=Stores(tmp_path / "c", tmp_path / "b"),
+        comparison_seconds=50, bundled_seconds=180,
     )  # fmt: skip
     run = next(r for r in plan() if r.kind == BUNDLED)
     command = fit_command(run, settings)
