@@ -51,10 +51,10 @@ def _blur_valid(x: torch.Tensor, taps: torch.Tensor, spatial_dims: int) -> torch
     float64 CPU kernel, and the sums are 15× faster on a 240×240×155 volume (0.6 s against 9.6 s).
     """
     if spatial_dims == 3:
-        width = taps.numel()
+        weights = [float(w) for w in taps]
+        width = len(weights)
         for axis in range(2, 5):
             length = x.shape[axis] - width + 1
-            weights = [float(w) for w in taps]
             out = x.narrow(axis, 0, length) * weights[0]
             for k in range(1, width):
                 out.add_(x.narrow(axis, k, length), alpha=weights[k])

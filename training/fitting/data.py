@@ -94,19 +94,19 @@ def _holdout(
     return sorted(set(ids) - set(chosen)), sorted(chosen)
 
 
+def _taken_from(case_ids: list[str], spec: str) -> int:
+    """How many of ``case_ids`` a ``--val-cases``/``--test-cases`` value holds out (absent ids take none)."""
+    spec = spec.strip()
+    if spec.isdigit():
+        return int(spec)
+    return len({item.strip() for item in spec.split(",") if item.strip()} & set(case_ids))
+
+
 def choose_split(case_ids: list[str], config: FitConfig) -> Split:
     """Test subjects first, then validation subjects from the rest; at least one left to train on."""
     if not config.val_cases.strip().isdigit():
         _holdout(case_ids, config.val_cases, config.split_seed, "--val-cases")  # reports unknown ids first
-    present_test = (
-        int(config.test_cases)
-        if config.test_cases.strip().isdigit()
-        else len({item.strip() for item in config.test_cases.split(",")} & set(case_ids))
-    )
-    counts = [
-        int(config.val_cases) if config.val_cases.strip().isdigit() else len(config.val_cases.split(",")),
-        present_test,
-    ]
+    counts = [_taken_from(case_ids, spec) for spec in (config.val_cases, config.test_cases)]
     if sum(counts) >= len(case_ids):
         raise DataError(
             f"{len(case_ids)} cases cannot give {counts[0]} validation and {counts[1]} test cases "
