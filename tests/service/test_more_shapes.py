@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from float_tolerance import assert_close_but_for_pool_flips
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 
@@ -55,7 +56,7 @@ async def test_a_mimo_model_serves_both_targets_in_one_pass(serve, mimo_store, s
     expected = kit.eager_synthesis(_module(mimo_store, "mimo"), manifest, sources, crop=True)
     for channel, target in enumerate(("T2", "FLAIR")):
         served = kit.read_nifti(base64.b64decode(body["targets"][target]["data"])).get_fdata(dtype=np.float32)
-        np.testing.assert_allclose(served, expected[channel], rtol=1e-5, atol=1e-3)
+        assert_close_but_for_pool_flips(served, expected[channel])
     assert not np.allclose(expected[0], expected[1])  # two decoder arms, two different images
 
 
@@ -75,7 +76,7 @@ async def test_a_2d_nifti_slice_comes_back_as_a_2d_nifti_with_its_affine(serve, 
     assert served.shape == (240, 240)
     np.testing.assert_allclose(served.affine, affine, atol=1e-6)
     expected = kit.eager_synthesis(trained.module("t1_to_t2"), trained.manifest("t1_to_t2"), {T1: image}, crop=True)[0]
-    np.testing.assert_allclose(served.get_fdata(dtype=np.float32), expected, rtol=1e-5, atol=1e-3)
+    assert_close_but_for_pool_flips(served.get_fdata(dtype=np.float32), expected)
 
 
 async def test_the_output_header_names_the_model(serve, small_case, kit) -> None:

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from float_tolerance import assert_close_but_for_pool_flips
 from synnet.imageio import read_image
 from synnet.metrics import evaluate
 from synnet.modalities import Modality
@@ -54,7 +55,7 @@ async def test_served_volume_equals_eager_output_of_the_exported_model(serve, tr
     expected = kit.eager_synthesis(
         trained.module("t1_to_t2"), trained.manifest("t1_to_t2"), {T1: small_case[T1].array}, crop=crop
     )[0]
-    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-3)
+    assert_close_but_for_pool_flips(served, expected)
     assert not served[..., :4].any()  # slices without brain stay empty
 
 
@@ -173,7 +174,7 @@ async def test_fallback_and_several_models_in_one_request(serve, trained, small_
         module, manifest = trained.module(name), trained.manifest(name)
         expected = kit.eager_synthesis(module, manifest, sources, crop=True, mask=mask)[0]
         assert body["targets"][target]["model"] == name
-        np.testing.assert_allclose(decode(kit, body["targets"][target]), expected, rtol=1e-5, atol=1e-3)
+        assert_close_but_for_pool_flips(decode(kit, body["targets"][target]), expected)
     assert [m["name"] for m in subset.json()["models"]] == ["t1_to_t2"]
     assert subset.json()["models"][0]["exact"] is False
 
@@ -235,7 +236,7 @@ async def test_two_concurrent_requests_share_a_batch_and_match_separate_runs(ser
     assert re.search(r'^synnet_batch_chunks_bucket\{le="2.0",model="t1_to_t2"\} 3.0$', metrics, re.MULTILINE)
     assert not np.array_equal(alone[0], alone[1])
     for single, shared in zip(alone, together, strict=True):
-        np.testing.assert_allclose(shared, single, rtol=0, atol=1e-4)
+        assert_close_but_for_pool_flips(shared, single)  # batch 2 vs 1: other kernels
 
 
 async def test_models_metrics_and_openapi(serve, small_case, kit) -> None:

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from float_tolerance import assert_close_but_for_pool_flips
 from synnet.imageio import read_image
 from synnet.modalities import Modality
 
@@ -103,7 +104,7 @@ def test_served_over_tcp_equals_eager(server, trained, case, kit) -> None:
     expected = kit.eager_synthesis(
         trained.module("t1_to_t2"), trained.manifest("t1_to_t2"), {Modality.T1: decoded}, crop=True
     )[0]
-    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-3)
+    assert_close_but_for_pool_flips(served, expected)
     metrics = httpx.get(f"{url}/metrics", timeout=5).text
     assert 'synnet_http_requests_total{method="POST",route="/synthesize",status="200"} 1.0' in metrics
 
