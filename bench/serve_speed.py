@@ -12,7 +12,7 @@ A script, not a test: one run prints one table.
     slice requests at concurrency 1, 8 and 32 with p50/p99 latency. Each is compared with the
     in-process time of *exactly the work the server did*: the slices it ran (those holding brain),
     cropped to the same box, in chunks of its batch size, through the same TorchScript file and
-    forward (``service.registry.LoadedModel``: float32, the service's layout, one worker thread).
+    forward (``synnet.store.LoadedModel``: float32, the service's layout, one worker thread).
     So "× in-process" is what the HTTP layer, decoding, normalization, batching and encoding leave
     of the model's speed; "forward passes" is the server's own ``synnet_inference_seconds``.
 
@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-keep-freed-memory",
         dest="keep_freed_memory",
         action="store_false",
-        help="leave glibc malloc at its defaults here and in the server (SYNNET_KEEP_FREED_MEMORY=false)",
+        help="leave glibc malloc at its defaults here and in the server (no GLIBC_TUNABLES, unlike the images)",
     )
     server = parser.add_argument_group("server (c)")
     server.add_argument("--skip-server", action="store_true", help="only (a) and (b); needs torch alone")
@@ -182,7 +183,7 @@ def median_seconds(benches: dict[str, Bench], device: torch.device, samples: int
 
 def channels_last_copy(x: torch.Tensor) -> torch.Tensor:
     """NHWC strides even for one channel, where ``.contiguous(memory_format=...)`` keeps NCHW's
-    (as :func:`service.registry.as_channels_last` does; that module needs the service's dependencies)."""
+    (as :func:`synnet.store.as_channels_last` does; parts (a) and (b) run with torch alone)."""
     return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 
 
@@ -337,10 +338,11 @@ def server_rows(
         rows.append(rate_row(what, f"≤{v.batch_size}", s.server_rate, s.box, ratio, s.p50_s, s.p99_s))
         rows.append(rate_row("↳ the same slice in-process", str(s.batch), s.inprocess_rate, s.box))
     st, on = results.settings, args.device
+    layout = st.channels_last if st.channels_last is not None else on == "cpu"  # synnet.store's default
     note = (
         f"server: python -m service on {on}: max_batch_size {v.batch_size}, max_batch_delay_s "
-        f"{st.batch_delay_for(on):g}, channels_last {st.channels_last_for(on)}, crop_to_brain {st.crop_to_brain}, "
-        f"nifti_gzip_level {st.nifti_gzip_level}, keep_freed_memory {st.keep_freed_memory}, "
+        f"{st.batch_delay_for(on):g}, channels_last {layout}, crop_to_brain {st.crop_to_brain}, "
+        f"nifti_gzip_level {st.nifti_gzip_level}, GLIBC_TUNABLES {'GLIBC_TUNABLES' in os.environ}, "
         f"torch threads {st.torch_threads or 'default'}; the httpx client runs on the same machine"
     )
     return rows, [note]
@@ -351,13 +353,16 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    if args.keep_freed_memory:
-        from service.allocator import keep_freed_memory  # standard library only
+    from service.allocator import MALLOC_TUNABLES, keeps_freed_memory  # standard library only
 
-        malloc = "keeps freed memory" if keep_freed_memory() else "defaults"
-    else:
-        os.environ["SYNNET_KEEP_FREED_MEMORY"] = "false"  # the server's too
-        malloc = "defaults"
+    if args.keep_freed_memory != keeps_freed_memory():
+        # glibc reads its tunables at start: run again with the images' environment (or without it);
+        # the server started in (c) inherits it.
+        env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+        if args.keep_freed_memory:
+            env["GLIBC_TUNABLES"] = MALLOC_TUNABLES
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    malloc = "keeps freed memory (GLIBC_TUNABLES)" if keeps_freed_memory() else "defaults"
     module, n_src, source = load_torchscript(args, device)
     print(f"{header(device, source)}; malloc {malloc}")
     print()

@@ -5,9 +5,9 @@ Kept apart because it needs the service's dependencies (FastAPI, uvicorn, nibabe
 parts (a) and (b) do not: a GPU machine can run those with torch alone.
 
 The server serves a one-model store (a symlink to ``--model``'s folder) so it starts in seconds.
-The in-process reference loads that store with :meth:`ModelRegistry.load` and decodes the same
-uploaded bytes with the service's own functions (:func:`decode_inputs`, :func:`model_input`,
-:func:`slice_stack`), then runs :meth:`LoadedModel.forward` on the stack in chunks of the
+The in-process reference loads that store with :meth:`synnet.store.ModelStore.load`, decodes the
+same uploaded bytes with the service's own :func:`decode_inputs` and prepares them with
+:func:`synnet.inference.prepare`, then runs :meth:`LoadedModel.forward` on the stack in chunks of the
 server's batch size: the same slices, box, file, dtype, layout and batching.
 """
 
@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from service.inputs import decode_inputs
-from service.registry import LoadedModel, ModelRegistry, resolve_device
 from service.settings import Settings
-from service.synthesis import SliceStack, model_input, slice_stack
 from service.uploads import FormParts, Part
 from synnet.imageio import read_image, write_png
+from synnet.inference import SliceStack, prepare
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask
+from synnet.store import LoadedModel, ModelStore
 
 READY_TIMEOUT_S = 180.0
 Files = dict[Modality, tuple[str, bytes, str]]  # modality → (filename, bytes, media type)
@@ -101,8 +101,7 @@ def measure_server(
         one_model = workdir / "store"
         one_model.mkdir()
         (one_model / model_name).symlink_to((store / model_name).resolve(), target_is_directory=True)
-        target = resolve_device(device)
-        registry = ModelRegistry.load(one_model, target, channels_last=settings.channels_last_for(target.type))
+        registry = ModelStore.load(one_model, device, channels_last=settings.channels_last)
         if model_name not in registry.models:
             raise SystemExit(f"model {model_name} did not load: {registry.unavailable}")
         model = registry.models[model_name]
@@ -173,8 +172,7 @@ def reference_stack(files: Files, model: LoadedModel, crop: bool) -> SliceStack:
     """What the server feeds the network for these uploads, computed by the service's own functions."""
     parts = FormParts(sources={m: Part(m.value, name, data) for m, (name, data, _) in files.items()})
     inputs = decode_inputs(parts, model.manifest.src)
-    x = model_input(inputs.sources, inputs.mask, model.manifest)
-    return slice_stack(x, inputs.mask, model.manifest, crop=crop)
+    return prepare(inputs.sources, inputs.mask, model.manifest, crop=crop)
 
 
 def form(files: Files) -> dict[str, tuple[str, bytes, str]]:

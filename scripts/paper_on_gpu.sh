@@ -3,7 +3,7 @@
 #
 # It ran through this project's device tool (a CUDA machine with its own torch, reached for one
 # call of at most 10 minutes, 64 MiB each way), so it brings its inputs along in .gpu/ (ignored by
-# git): the 12 training cases as a training.data.pack file, and wheels of the pure-Python
+# git): the 12 training cases as a synnet_tools.gpu_pack file, and wheels of the pure-Python
 # dependencies the machine lacks. Arguments: comparison and bundled training seconds per run.
 # Results come back under $OUT as slim float16 checkpoints (training.checkpoint.slim_checkpoint),
 # which `python -m training.export` turns into model-store entries on this side.
@@ -27,7 +27,7 @@ export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 
-python3 -m training.data.pack unpack .gpu/brats18_train.pack --out /tmp/brats18 > /dev/null
+python3 -m synnet_tools.gpu_pack unpack .gpu/brats18_train.pack --out /tmp/brats18 > /dev/null
 echo "setup took $(( $(date +%s) - started )) s"
 
 # a few seconds of one fit first: an incompatibility with the machine's torch shows here, not in 34 logs

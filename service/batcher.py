@@ -68,7 +68,7 @@ class Batcher:
     Args:
         name: the model's name (for logs and metrics).
         forward: ``(B, C, H, W) -> (B, D, H, W)``, called in ``executor``; it must be safe to call
-            from that thread (the registry's forward enters ``torch.inference_mode`` there).
+            from that thread (the model's forward enters ``torch.inference_mode`` there).
         executor: where forward passes run; one worker thread per device keeps them sequential.
         max_batch_size: most slices per forward pass.
         max_delay_s: longest a chunk waits for company before its group runs.

@@ -21,10 +21,11 @@ from service.errors import MissingPartError, SynthesisTimeoutError
 from service.inputs import InputImages, check_parts, decode_inputs
 from service.results import TargetOutput, finish_target, output_format
 from service.runtime import Runtime
-from service.schemas import OutputFormat
-from service.synthesis import check_size, model_input, run_model
+from service.schemas import InputInfo, ModelUse, OutputFormat, SynthesisResponse
+from service.synthesis import run_model
 from service.uploads import FormParts
 from synnet.imageio import ImageLimits
+from synnet.inference import check_size
 from synnet.modalities import Modality, check_disjoint
 
 
@@ -37,24 +38,25 @@ class SynthesisOutcome:
     targets: dict[Modality, TargetOutput]
     seconds: float
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "src": [m.value for m in self.src],
-            "dst": [m.value for m in self.dst],
-            "models": [
-                {
-                    "name": a.name,
-                    "src": [m.value for m in a.manifest.src],
-                    "dst": [m.value for m in a.manifest.dst],
-                    "targets": [t.value for t in a.targets],
-                    "exact": a.exact,
-                }
+    def to_response(self) -> SynthesisResponse:
+        """The JSON answer, as the schema that OpenAPI documents."""
+        return SynthesisResponse(
+            src=[m.value for m in self.src],
+            dst=[m.value for m in self.dst],
+            models=[
+                ModelUse(
+                    name=a.name,
+                    src=[m.value for m in a.manifest.src],
+                    dst=[m.value for m in a.manifest.dst],
+                    targets=[t.value for t in a.targets],
+                    exact=a.exact,
+                )
                 for a in self.assignments
             ],
-            "input": {"format": self.inputs.meta.format, "shape": list(self.inputs.shape)},
-            "targets": {t.value: out.to_json() for t, out in self.targets.items()},
-            "seconds": round(self.seconds, 4),
-        }
+            input=InputInfo(format=self.inputs.meta.format, shape=list(self.inputs.shape)),
+            targets={t.value: out.to_result() for t, out in self.targets.items()},
+            seconds=round(self.seconds, 4),
+        )
 
 
 async def synthesize(
@@ -73,14 +75,14 @@ async def synthesize(
         SynnetError: bad inputs (4xx), no model (404), too busy (503), too slow (504).
     """
     started = time.perf_counter()
-    registry = runtime.require_registry()
+    store = runtime.require_store()
     if src is None:
         src = tuple(parts.sources)
         if not src:
             raise MissingPartError("no source image was sent; add a file part named after its modality")
         check_disjoint(src, dst)
     check_parts(parts, src, dst)
-    assignments = routing.plan(src, dst, registry.manifests)
+    assignments = routing.plan(src, dst, store.manifests)
     timeout = runtime.settings.request_timeout_s
     try:
         async with asyncio.timeout(timeout):
@@ -103,9 +105,8 @@ async def synthesize(
 
 async def _run(runtime: Runtime, assignment: routing.Assignment, inputs: InputImages) -> tuple[np.ndarray, int, int]:
     manifest = assignment.manifest
-    x = await run_in_threadpool(model_input, inputs.sources, inputs.mask, manifest)
     y, stats = await run_model(
-        x, inputs.mask, manifest, runtime.batchers[manifest.name],
+        inputs.sources, inputs.mask, manifest, runtime.batchers[manifest.name],
         batch_size=runtime.batch_size, crop=runtime.settings.crop_to_brain,
     )
     counter = runtime.metrics.slices

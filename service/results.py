@@ -9,23 +9,21 @@ normalized like a training target, so they match what training and evaluation re
 from __future__ import annotations
 
 import base64
-import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from fastapi.responses import Response
 
-from service.compression import gzip_compress
-from service.schemas import OutputFormat
+from service.schemas import Metrics, TargetResult
 from synnet.errors import SynnetError
-from synnet.imageio import ImageMeta, write_nifti, write_png
+from synnet.imageio import ImageMeta, OutputFormat, encode_image
+from synnet.imageio.write import DEFAULT_GZIP_LEVEL
+from synnet.inference import synthetic_description, to_raw_units
 from synnet.manifest import ModelManifest
 from synnet.metrics import MetricReport, evaluate
 from synnet.modalities import Modality
-from synnet.normalization import denormalize, normalize
-
-PNG_BITS_FOR_NON_PNG_INPUT = 16
+from synnet.normalization import normalize
 
 
 @dataclass
@@ -43,18 +41,18 @@ class TargetOutput:
     slices_run: int
     slices_skipped: int
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "model": self.model,
-            "shape": list(self.shape),
-            "format": self.fmt,
-            "media_type": self.media_type,
-            "filename": self.filename,
-            "data": base64.b64encode(self.payload).decode("ascii"),
-            "metrics": self.metrics.to_json() if self.metrics is not None else None,
-            "slices_run": self.slices_run,
-            "slices_skipped": self.slices_skipped,
-        }
+    def to_result(self) -> TargetResult:
+        return TargetResult(
+            model=self.model,
+            shape=list(self.shape),
+            format=self.fmt,
+            media_type=self.media_type,
+            filename=self.filename,
+            data=base64.b64encode(self.payload).decode("ascii"),
+            metrics=Metrics(**self.metrics.to_json()) if self.metrics is not None else None,
+            slices_run=self.slices_run,
+            slices_skipped=self.slices_skipped,
+        )
 
 
 def output_format(requested: OutputFormat | None, meta: ImageMeta, shape: tuple[int, ...]) -> OutputFormat:
@@ -87,48 +85,33 @@ def finish_target(
     fmt: OutputFormat,
     slices_run: int,
     slices_skipped: int,
-    gzip_level: int = 1,
+    gzip_level: int = DEFAULT_GZIP_LEVEL,
 ) -> TargetOutput:
     """Denormalize, score against the truth if any, and encode one target (CPU work: run in a thread).
 
     Args:
         pred_model_space: the model's output for ``target`` in the input's shape, in [0, 1].
-        gzip_level: zlib level of a compressed NIfTI (:func:`service.compression.gzip_compress`).
+        gzip_level: zlib level of a compressed NIfTI (:func:`synnet.imageio.gzip_bytes`).
     """
     metrics = compute_metrics(pred_model_space, truth, mask, manifest) if truth is not None else None
-    description = f"synthetic {target.value} by synnet model {manifest.name}"
-    if fmt == "png":
-        bits = meta.bit_depth if meta.format == "png" and meta.bit_depth else PNG_BITS_FOR_NON_PNG_INPUT
-        payload, media_type, ext = write_png(pred_model_space, bits, (0.0, 1.0)), "image/png", ".png"
+    description = synthetic_description(target, manifest)
+    if fmt == "png":  # model space onto the PNG's integer range
+        encoded = encode_image(pred_model_space, fmt, meta, description=description, value_range=(0.0, 1.0))
     else:
-        raw = denormalize(pred_model_space, mask, manifest.output_reference[target])
-        if fmt == "nifti":
-            nifti_meta = meta if meta.format == "nifti" else None
-            compress = meta.compressed if nifti_meta is not None else True
-            payload = write_nifti(raw, nifti_meta, description=description, compress=False)
-            if compress:
-                payload = gzip_compress(payload, gzip_level)
-            media_type, ext = ("application/gzip", ".nii.gz") if compress else ("application/octet-stream", ".nii")
-        else:
-            payload, media_type, ext = _npy(raw), "application/octet-stream", ".npy"
+        raw = to_raw_units(pred_model_space, mask, manifest, target)
+        encoded = encode_image(raw, fmt, meta, description=description, gzip_level=gzip_level)
     return TargetOutput(
         target=target,
         model=manifest.name,
         shape=tuple(pred_model_space.shape),
         fmt=fmt,
-        payload=payload,
-        media_type=media_type,
-        filename=f"synthetic_{target.value}{ext}",
+        payload=encoded.payload,
+        media_type=encoded.media_type,
+        filename=f"synthetic_{target.value}{encoded.extension}",
         metrics=metrics,
         slices_run=slices_run,
         slices_skipped=slices_skipped,
     )
-
-
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array, dtype=np.float32))
-    return buffer.getvalue()
 
 
 def metric_headers(metrics: MetricReport | None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""What the app holds while it runs: settings, metrics, the model registry and one batcher per model.
+"""What the app holds while it runs: settings, metrics, the model store and one batcher per model.
 
 The lifespan creates a :class:`Runtime`, starts loading the models in the background (so
 ``/healthz`` answers at once and ``/readyz`` says 503 until loading is done), and stops the
@@ -14,12 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from service.admission import AdmissionGate
-from service.allocator import keep_freed_memory
 from service.batcher import Batcher
 from service.errors import NotReadyError
 from service.observability import ServiceMetrics
-from service.registry import LoadedModel, ModelRegistry, resolve_device
 from service.settings import Settings
+from synnet.store import LoadedModel, ModelStore, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class Runtime:
         self.admission = AdmissionGate(
             settings.max_queued_requests, settings.retry_after_s, on_change=self.metrics.in_flight.set
         )
-        self.registry: ModelRegistry | None = None
+        self.store: ModelStore | None = None
         self.batchers: dict[str, Batcher] = {}
         self.ready = asyncio.Event()
         self._loading: asyncio.Task[None] | None = None
@@ -46,8 +45,6 @@ class Runtime:
         """Begin loading the models; returns at once."""
         if self.settings.torch_threads:
             torch.set_num_threads(self.settings.torch_threads)
-        if self.settings.keep_freed_memory:
-            keep_freed_memory()
         self._loading = asyncio.get_running_loop().create_task(self._load(), name="load-models")
 
     async def stop(self) -> None:
@@ -65,24 +62,24 @@ class Runtime:
             settings.model_store, self.device, self.batch_size, settings.batch_delay_for(self.device.type),
         )
         try:
-            registry = await asyncio.get_running_loop().run_in_executor(
+            store = await asyncio.get_running_loop().run_in_executor(
                 self.executor,
-                lambda: ModelRegistry.load(
+                lambda: ModelStore.load(
                     settings.model_store, self.device, autocast=settings.autocast_dtype,
-                    channels_last=settings.channels_last_for(self.device.type),
+                    channels_last=settings.channels_last,
                 ),
             )
         except Exception:
             logger.exception("loading the model store failed")
-            registry = ModelRegistry({}, [])
-        for model in registry:
+            store = ModelStore({}, [])
+        for model in store:
             self.batchers[model.name] = self._batcher(model)
             self.batchers[model.name].start()
-        self.registry = registry
-        self.metrics.models_available.set(len(registry))
-        self.metrics.models_failed.set(len(registry.unavailable))
+        self.store = store
+        self.metrics.models_available.set(len(store))
+        self.metrics.models_failed.set(len(store.unavailable))
         self.ready.set()
-        logger.info("%d model(s) serving, %d unavailable", len(registry), len(registry.unavailable))
+        logger.info("%d model(s) serving, %d unavailable", len(store), len(store.unavailable))
 
     def _batcher(self, model: LoadedModel) -> Batcher:
         metrics, name = self.metrics, model.name
@@ -102,8 +99,8 @@ class Runtime:
             on_queue_depth=metrics.queue_depth.labels(name).set,
         )
 
-    def require_registry(self) -> ModelRegistry:
-        """The loaded registry, or a 503 while models are still loading."""
-        if self.registry is None:
+    def require_store(self) -> ModelStore:
+        """The loaded model store, or a 503 while models are still loading."""
+        if self.store is None:
             raise NotReadyError("models are still loading; retry shortly", retry_after_s=self.settings.retry_after_s)
-        return self.registry
+        return self.store

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-OutputFormat = Literal["nifti", "png", "npy"]
+from synnet.imageio import OutputFormat
 
 
 class ErrorBody(BaseModel):

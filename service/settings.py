@@ -19,9 +19,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # only adds latency on CPU (slices that arrive during a forward pass still share the next one).
 DEFAULT_BATCH_SIZE = {"cpu": 4, "cuda": 32}
 DEFAULT_BATCH_DELAY_S = {"cpu": 0.0, "cuda": 0.01}
-# NHWC input makes oneDNN's CPU convolutions and max-pooling much faster; on CUDA the exported
-# files' NCHW weights made NHWC input 10-25 % slower (H200, docs/benchmarks.md).
-DEFAULT_CHANNELS_LAST = {"cpu": True, "cuda": False}
 
 
 class Settings(BaseSettings):
@@ -39,13 +36,10 @@ class Settings(BaseSettings):
         default="none", description="mixed precision on CUDA only; ignored on CPU (untested there)"
     )
     channels_last: bool | None = Field(
-        default=None, description="feed the network NHWC tensors; None: on CPU (much faster there), not on CUDA"
+        default=None, description="feed the network NHWC tensors; None: synnet.store.default_channels_last"
     )
     torch_threads: int | None = Field(default=None, ge=1, description="intra-op threads; None keeps torch's default")
     crop_to_brain: bool = Field(default=True, description="run the network on the brain's bounding box only")
-    keep_freed_memory: bool = Field(
-        default=True, description="glibc malloc reuses freed activations instead of returning them to the OS"
-    )
     nifti_gzip_level: int = Field(
         default=1, ge=0, le=9, description="zlib level of .nii.gz results (1: 4 % larger than 6, 1.3× faster)"
     )
@@ -81,12 +75,6 @@ class Settings(BaseSettings):
     def batch_size_for(self, device_type: str) -> int:
         """The batch limit on ``device_type`` (``"cpu"`` or ``"cuda"``): the setting, else a device default."""
         return self.max_batch_size or DEFAULT_BATCH_SIZE.get(device_type, DEFAULT_BATCH_SIZE["cpu"])
-
-    def channels_last_for(self, device_type: str) -> bool:
-        """Whether to feed ``device_type`` NHWC tensors: the setting, else a device default."""
-        if self.channels_last is not None:
-            return self.channels_last
-        return DEFAULT_CHANNELS_LAST.get(device_type, DEFAULT_CHANNELS_LAST["cpu"])
 
     def batch_delay_for(self, device_type: str) -> float:
         """The batching delay on ``device_type``: the setting, else a device default."""

@@ -2,7 +2,14 @@
 
 ``model_store/<name>/manifest.json`` sits next to ``model.pt`` (TorchScript). Training writes it;
 the service reads it to route requests, normalize inputs exactly as training did, map outputs
-back to raw units and refuse a model file whose sha256 does not match.
+back to raw units, and refuse a model whose digest does not match.
+
+The digest (``sha256``, :func:`model_digest`) covers the model file *and* every manifest field
+that changes what the model returns for an upload (:data:`OUTPUT_FIELDS`: source and target order,
+normalization, output reference, input spec), so editing any of them after export makes the
+model unusable instead of silently wrong. Descriptive fields (name, training record, validation
+scores) are not covered. Held-out scores live in ``evaluation.json`` beside the manifest
+(:mod:`synnet.evaluation`), so scoring a model never rewrites what it is verified by.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from synnet.normalization import IntensityRange, NormalizationParams
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.pt"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sha256 covers OUTPUT_FIELDS too; held-out scores moved to evaluation.json
+# Manifest fields that change a model's outputs for a given upload: part of its digest.
+OUTPUT_FIELDS = ("model_file", "src", "dst", "normalization", "output_reference", "input")
 
 
 class ArchitectureSpec(BaseModel):
@@ -88,16 +97,20 @@ class ModelManifest(BaseModel):
     training_data: TrainingDataSpec
     training: dict[str, Any] = Field(default_factory=dict, description="epochs, optimizer, batch size, seed...")
     validation: dict[Modality, TargetMetrics] = Field(default_factory=dict)
-    evaluation: dict[Modality, TargetMetrics] = Field(
-        default_factory=dict, description="metrics on held-out test cases, when evaluated"
-    )
-    evaluation_data: dict[str, Any] = Field(
-        default_factory=dict, description="what `evaluation` was measured on: data, cases, command"
-    )
     frameworks: dict[str, str] = Field(default_factory=dict)
     model_file: str = MODEL_FILE
-    sha256: str
+    sha256: str = Field(description="model_digest(): the model file and the OUTPUT_FIELDS of this manifest")
     created: datetime
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {value} is not {SCHEMA_VERSION}: re-export the model with this release "
+                "(schema 1 digests covered the model file only)"
+            )
+        return value
 
     @field_validator("src", "dst", mode="before")
     @classmethod
@@ -109,6 +122,10 @@ class ModelManifest(BaseModel):
     @property
     def config_key(self) -> tuple[tuple[Modality, ...], tuple[Modality, ...]]:
         return tuple(self.src), tuple(self.dst)
+
+    def sealed(self, model_path: str | Path) -> ModelManifest:
+        """This manifest with ``sha256`` set to :func:`model_digest` of ``model_path`` and its output fields."""
+        return self.model_copy(update={"sha256": model_digest(model_path, self)})
 
     def public(self) -> dict[str, Any]:
         """The manifest as shown to API users: no file names or framework internals."""
@@ -122,6 +139,14 @@ class ModelManifest(BaseModel):
     @classmethod
     def load(cls, directory: str | Path) -> ModelManifest:
         return cls.model_validate_json((Path(directory) / MANIFEST_FILE).read_text())
+
+
+def model_digest(model_path: str | Path, manifest: ModelManifest) -> str:
+    """sha256 over the model file's bytes and the canonical JSON of the manifest's :data:`OUTPUT_FIELDS`."""
+    digest = hashlib.sha256(bytes.fromhex(sha256_file(model_path)))
+    fields = manifest.model_dump(mode="json", include=set(OUTPUT_FIELDS))
+    digest.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -7,13 +7,18 @@ window fits inside the image. This equals scikit-image's
 Volumes use the same window in 3D. Both work on torch tensors, so the loss can differentiate
 through :func:`ssim_map`; the numpy entry points compute in float64.
 
-Two ways of scoring are offered:
+Three ways of scoring are offered:
 
 * whole image: the arrays as given, with ``data_range`` = the truth's max - min;
-* inside the brain (BraSyn convention): each image clipped at its own 0.5 / 99.5 percentiles
-  inside the mask and scaled to [0, 1] (:func:`synnet.normalization.normalize`), zero outside;
-  PSNR from the mean squared error over brain voxels with data range 1, SSIM averaged over the
-  brain voxels of the SSIM map.
+* inside the brain (this project's own convention, stricter than BraSyn's): each image clipped at
+  its own 0.5 / 99.5 percentiles measured inside the brain mask and scaled to [0, 1]
+  (:func:`synnet.normalization.normalize`), zero outside; PSNR from the mean squared error over
+  brain voxels only, with data range 1, and SSIM averaged over the brain voxels of the SSIM map.
+  Background never enters the score, so it cannot inflate it;
+* the BraSyn challenge's scoring (:func:`brasyn_scores`): percentiles over the whole volume,
+  background included, and SSIM averaged over the tumour and over everything else, background
+  included. Its numbers are higher than the in-brain ones for the same images and the two must
+  not be compared.
 
 PSNR of identical images is infinite; :class:`MetricReport` turns that into ``None`` plus an
 ``identical`` flag for JSON, which has no infinity.
@@ -195,13 +200,13 @@ class MetricReport:
 
 
 def brain_scaled(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """BraSyn scaling: clip at the 0.5/99.5 percentiles inside the mask, scale to [0, 1], zero outside."""
+    """Our in-brain scaling (not BraSyn's): 0.5/99.5 percentiles inside the mask to [0, 1], zero outside."""
     scaled, _ = normalize(image, mask, NormalizationParams(lower_percentile=0.5, upper_percentile=99.5))
     return scaled.astype(np.float64)
 
 
 def evaluate(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> MetricReport:
-    """Score ``pred`` against ``truth``: whole-image PSNR/SSIM and the BraSyn in-brain ones.
+    """Score ``pred`` against ``truth``: whole-image PSNR/SSIM and the in-brain ones (module docstring).
 
     Args:
         pred, truth: same-shape 2D slices or 3D volumes in the same intensity units.
@@ -231,3 +236,108 @@ def ssim_in_regions(
             inside = crop_to_ssim_map(torch.from_numpy(np.asarray(region, dtype=bool))[None, None])
             scores[name] = float(local[inside].mean()) if bool(inside.any()) else math.nan
     return scores
+
+
+BRASYN_PERCENTILES = (0.5, 99.5)
+
+
+def brasyn_scaled(volume: np.ndarray) -> np.ndarray:
+    """A volume scaled as the BraSyn challenge scales it before SSIM, in float64.
+
+    The 0.5 / 99.5 percentiles are taken over the WHOLE volume, background included; a negative
+    lower bound is raised to 0; the volume is clipped to the bounds and mapped to [0, 1]. A volume
+    whose upper bound does not exceed the lower one (flat, or all negative) becomes all zeros.
+    Unlike :func:`brain_scaled` there is no mask: with ~80 % background in a BraTS volume the lower
+    bound is 0 and the upper one is near the brain's 97th percentile, so more of the brain saturates.
+    """
+    values = np.asarray(volume, dtype=np.float64)
+    lo, hi = np.percentile(values, BRASYN_PERCENTILES)
+    lo = max(float(lo), 0.0)
+    if not hi > lo:
+        return np.zeros_like(values)
+    return (np.clip(values, lo, hi) - lo) / (hi - lo)
+
+
+def _ssim_full_map(pred: np.ndarray, truth: np.ndarray) -> torch.Tensor:
+    """SSIM at every voxel, borders reflect-padded, data range from the images as torchmetrics sets it.
+
+    Only the box around the nonzero voxels, grown by the window's radius, is computed: outside it
+    every window sees zeros in both images (reflection included), so SSIM there is exactly 1.
+    """
+    local = torch.ones((1, 1, *pred.shape), dtype=torch.float64)
+    content = (pred != 0) | (truth != 0)
+    if not content.any():
+        return local
+    data_range = max(float(pred.max() - pred.min()), float(truth.max() - truth.min()))
+    if not data_range > 0:  # both flat: torchmetrics would divide 0 by 0; use the scaled images' nominal range
+        data_range = 1.0
+    radius = WINDOW_SIZE // 2
+    corners = np.argwhere(content)
+    box = tuple(
+        slice(max(int(lo) - radius, 0), min(int(hi) + radius + 1, size))
+        for lo, hi, size in zip(corners.min(0), corners.max(0), pred.shape, strict=True)
+    )
+    both = torch.cat([_as_batch(pred[box]), _as_batch(truth[box])], dim=1)
+    padded = F.pad(both, (radius,) * (2 * pred.ndim), mode="reflect")
+    local[(slice(None), slice(None), *box)] = ssim_map(padded[:, :1], padded[:, 1:], data_range)
+    return local
+
+
+def _region_mean(local: torch.Tensor, region: np.ndarray) -> float:
+    inside = torch.from_numpy(np.asarray(region, dtype=bool))[None, None]
+    return float(local[inside].mean()) if bool(inside.any()) else math.nan
+
+
+def brasyn_scores(pred: np.ndarray, truth: np.ndarray, seg: np.ndarray | None) -> dict[str, float]:
+    """PSNR and SSIM of a synthesized volume as the BraSyn challenge scores them.
+
+    Reference: ``compute_metrics`` in ``ssim.py`` of the public challenge repository
+    hongweilibran/BraSyn (BraTS 2023 BraSyn). What it does, and what is done here:
+
+    * each of truth and prediction is clipped to its own 0.5 / 99.5 percentiles over the whole
+      volume (lower bound raised to 0 when negative) and scaled to [0, 1] (:func:`brasyn_scaled`);
+    * the label map becomes a binary tumour mask (``seg > 0``); for the tumour score BOTH images
+      are multiplied by the mask (zero outside the tumour), for the rest score by its complement
+      (zero inside the tumour), and 3D SSIM is computed over the complete masked volume
+      (torchmetrics ``StructuralSimilarityIndexMeasure``: Gaussian window 11, sigma 1.5, borders
+      reflect-padded, ``data_range`` None, i.e. the larger of the two masked images' max - min).
+      The map is then averaged over the tumour voxels, respectively over all other voxels. "Rest"
+      therefore includes the background, where both images are 0 and SSIM is 1, which lifts it
+      well above an in-brain SSIM;
+    * the reference's selection line indexes torchmetrics' ``(score, map)`` return value with an
+      int64 tensor, which as written does not select voxels; its comment states the intent
+      ("only take values from masked region"), and that intent is what is implemented here;
+    * ``ssim.py`` computes no PSNR. PSNR here is over the whole volume of the scaled images with
+      data range 1, which is the scaled truth's max - min (torchmetrics' default range).
+
+    Args:
+        pred, truth: same-shape 3D volumes in any intensity units (raw or model space: the
+            percentile scaling removes the unit).
+        seg: BraTS label map of the same shape, or None when the case has none (BraTS 2023
+            validation data): the tumour SSIM is then NaN and "rest" is the whole volume.
+
+    Returns:
+        ``{"psnr_brasyn", "ssim_brasyn_tumour", "ssim_brasyn_rest"}``; PSNR is ``inf`` for
+        identical scaled volumes, a region without voxels gives NaN.
+    """
+    pred64 = np.asarray(pred, dtype=np.float64)
+    truth64 = np.asarray(truth, dtype=np.float64)
+    if pred64.shape != truth64.shape or (seg is not None and np.shape(seg) != truth64.shape):
+        seg_shape = None if seg is None else np.shape(seg)
+        raise ValueError(f"pred, truth and seg shapes differ: {pred64.shape}, {truth64.shape} and {seg_shape}")
+    if pred64.ndim != 3 or min(pred64.shape) < WINDOW_SIZE:
+        raise ValueError(f"BraSyn scoring needs a 3D volume with every side >= {WINDOW_SIZE}, got {pred64.shape}")
+    pred_s, truth_s = brasyn_scaled(pred64), brasyn_scaled(truth64)
+    tumour = np.zeros(truth64.shape, dtype=bool) if seg is None else np.asarray(seg) > 0
+    with torch.no_grad():
+        if tumour.any():
+            ssim_tumour = _region_mean(_ssim_full_map(pred_s * tumour, truth_s * tumour), tumour)
+        else:
+            ssim_tumour = math.nan
+        rest = ~tumour
+        ssim_rest = _region_mean(_ssim_full_map(pred_s * rest, truth_s * rest), rest)
+    return {
+        "psnr_brasyn": psnr(pred_s, truth_s, data_range=1.0),
+        "ssim_brasyn_tumour": ssim_tumour,
+        "ssim_brasyn_rest": ssim_rest,
+    }

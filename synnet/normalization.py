@@ -7,9 +7,11 @@ per-image rescaling computed inside the brain:
     lo, hi = percentile(image[brain], lower), percentile(image[brain], upper)
     x = clip((image - lo) / (hi - lo), 0, 1)  inside the brain,   x = 0 outside
 
-with ``lower = 0.5`` and ``upper = 99.5`` by default. This is also the BraSyn challenge's
-convention for scoring inside the brain, so in-brain metrics computed in model space match the
-challenge's. The inverse, :func:`denormalize`, maps model space back to raw units given a
+with ``lower = 0.5`` and ``upper = 99.5`` by default. The in-brain metrics of
+:mod:`synnet.metrics` use the same scaling; that is this project's own convention, not the BraSyn
+challenge's, which takes the percentiles over the whole volume, background included, and raises a
+negative lower bound to 0 (:func:`synnet.metrics.brasyn_scaled`). The inverse,
+:func:`denormalize`, maps model space back to raw units given a
 ``(lo, hi)`` range; for a synthesized modality (whose real range is unknown) the service uses the
 reference range recorded in the model manifest, the median over the training cases.
 

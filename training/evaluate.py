@@ -3,26 +3,31 @@
 ``python -m training.evaluate --data ../shared/data/brats18 --models synnet_t1_to_t2,...``
 
 Each model synthesizes each of its test cases (the ``test_cases`` its manifest records, unless
-``--cases`` names others) through the service's own code path (:mod:`service.synthesis`: per-volume
-normalization, empty slices skipped, brain bounding box), so these numbers are what the service
-reports for the same upload. Scores, per case and target, in model space:
+``--cases`` names others) through the volume pipeline the service also runs
+(:func:`synnet.inference.synthesize`: per-volume normalization, empty slices skipped, brain
+bounding box), so these numbers are what the service reports for the same upload. Scores, per
+case and target, in model space:
 
-* PSNR and SSIM over the whole volume, and inside the brain with the BraSyn convention
-  (:func:`synnet.metrics.evaluate`);
+* PSNR and SSIM over the whole volume, and inside the brain with our own, strict convention
+  (:func:`synnet.metrics.evaluate`: each image clipped to its own percentiles inside the brain);
 * when the case has a ``seg`` file, PSNR and SSIM inside the tumour regions of BraTS: whole tumour
-  (labels 1, 2, 4), tumour core (1, 4) and enhancing tumour (4), on the brain-scaled images.
+  (labels 1, 2, 4), tumour core (1, 4) and enhancing tumour (4), on the brain-scaled images;
+* the BraSyn challenge's own scores (:func:`synnet.metrics.brasyn_scores`: whole-volume
+  percentiles, SSIM over the tumour and over the rest, background included), beside ours.
+
+``--also DIR`` scores every case of further folders (e.g. the BraTS 2023 case, prepared by another
+pipeline) and reports each folder as its own rows: how the models hold up on data from elsewhere.
 
 The report folder gets ``per_case.csv``, ``summary.csv`` (mean ± std over cases), ``report.md``
 and one figure per model (sources, truth, synthesized and error for a few slices). Rows already in
 ``per_case.csv`` are reused, so an interrupted evaluation continues where it stopped.
-``--write-manifest`` stores the means in each manifest's ``evaluation``; the models' sha256 is
-of the TorchScript file alone, so this does not invalidate them.
+``--write-evaluation`` stores the means in ``evaluation.json`` beside each model
+(:class:`synnet.evaluation.EvaluationRecord`), never in the manifest its digest seals.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import logging
 import math
@@ -34,15 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from service.registry import LoadedModel, ModelRegistry
-from service.synthesis import model_input, run_model
 from synnet.errors import SynnetError
+from synnet.evaluation import EvaluationRecord
+from synnet.inference import synthesize
 from synnet.manifest import ModelManifest, TargetMetrics
-from synnet.metrics import brain_scaled, evaluate, psnr, ssim_in_regions
+from synnet.metrics import WINDOW_SIZE, brain_scaled, brasyn_scores, evaluate, psnr, ssim_in_regions
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, normalize
+from synnet.store import LoadedModel, ModelStore
 from training.data.brats import BratsCase, LoadedCase, find_cases, load_case
 
 logger = logging.getLogger(__name__)
@@ -51,37 +56,28 @@ logger = logging.getLogger(__name__)
 REGIONS = {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)}
 BASE_METRICS = ("psnr", "ssim", "psnr_brain", "ssim_brain")
 REGION_METRICS = tuple(f"{metric}_{region}" for region in REGIONS for metric in ("psnr", "ssim"))
-METRICS = BASE_METRICS + REGION_METRICS
-KEY_FIELDS = ("model", "case", "target")
+BRASYN_METRICS = ("psnr_brasyn", "ssim_brasyn_tumour", "ssim_brasyn_rest")
+METRICS = BASE_METRICS + REGION_METRICS + BRASYN_METRICS
+KEY_FIELDS = ("model", "dataset", "case", "target")
 
 
 class EvaluationError(SynnetError):
     code = "evaluation_failed"
 
 
-class _DirectBatcher:
-    """Stands in for :class:`service.batcher.Batcher`: one process, one request, no grouping."""
+def score(
+    pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, seg: np.ndarray | None, raw_truth: np.ndarray
+) -> dict[str, float]:
+    """Whole, brain, (with ``seg``) tumour-region and BraSyn scores of one model-space target volume.
 
-    def __init__(self, model: LoadedModel) -> None:
-        self.model = model
-
-    async def submit(self, chunk: torch.Tensor) -> torch.Tensor:
-        return self.model.forward(chunk)
-
-
-def synthesize(
-    model: LoadedModel, sources: dict[Modality, np.ndarray], mask: np.ndarray, batch_size: int
-) -> np.ndarray:
-    """(len(dst), X, Y, Z) model-space prediction, computed as the service computes it."""
-    x = model_input(sources, mask, model.manifest)
-    y, _ = asyncio.run(run_model(x, mask, model.manifest, _DirectBatcher(model), batch_size=batch_size))  # type: ignore[arg-type]
-    return y
-
-
-def score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, seg: np.ndarray | None) -> dict[str, float]:
-    """Whole, brain and (with ``seg``) tumour-region PSNR/SSIM of one model-space target volume."""
+    ``raw_truth`` is the truth as stored, which BraSyn scales itself; ``truth`` is it in model space.
+    """
     report = evaluate(pred, truth, mask)
     scores = {name: getattr(report, name) for name in BASE_METRICS}
+    if min(pred.shape) >= WINDOW_SIZE:  # BraSyn's 3D SSIM needs the whole window inside the volume
+        scores |= brasyn_scores(pred, raw_truth, seg)
+    else:
+        scores |= {name: math.nan for name in BRASYN_METRICS}
     if seg is None:
         return scores | {name: math.nan for name in REGION_METRICS}
     regions = {name: np.isin(seg, labels) & mask for name, labels in REGIONS.items()}
@@ -98,6 +94,7 @@ class CasePrediction:
     """One model's synthesis of one case, with what scoring and the figure both need."""
 
     case_id: str
+    dataset: str
     loaded: LoadedCase
     mask: np.ndarray
     y: np.ndarray
@@ -120,8 +117,8 @@ def predict_case(model: LoadedModel, case: BratsCase, batch_size: int) -> CasePr
     sources = {m: loaded.images[m] for m in manifest.src}
     mask = brain_mask(list(sources.values()))  # as the service does: the sources' nonzero voxels
     started = time.perf_counter()
-    y = synthesize(model, sources, mask, batch_size)
-    return CasePrediction(case.case_id, loaded, mask, y, time.perf_counter() - started)
+    y, _ = synthesize(model.forward, sources, mask, manifest, batch_size=batch_size)
+    return CasePrediction(case.case_id, case.folder.parent.name, loaded, mask, y, time.perf_counter() - started)
 
 
 def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> list[dict[str, object]]:
@@ -129,17 +126,20 @@ def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> lis
     rows = []
     for channel, target in enumerate(manifest.dst):
         truth = prediction.model_space(target, manifest)
-        scores = score(prediction.y[channel], truth, prediction.mask, prediction.loaded.seg)
-        keys = {"model": manifest.name, "case": prediction.case_id, "target": target.value}
+        raw_truth = prediction.loaded.images[target]
+        scores = score(prediction.y[channel], truth, prediction.mask, prediction.loaded.seg, raw_truth)
+        keys = {"model": manifest.name, "dataset": prediction.dataset, "case": prediction.case_id}
+        keys["target"] = target.value
         rows.append({**keys, **scores, "seconds": prediction.seconds})
     return rows
 
 
 @dataclass
 class Summary:
-    """Mean and (population) std over cases of each metric for one model and target."""
+    """Mean and (population) std over one dataset's cases of each metric for one model and target."""
 
     model: str
+    dataset: str
     target: str
     n_cases: int
     mean: dict[str, float]
@@ -147,18 +147,18 @@ class Summary:
 
 
 def summarize(rows: Sequence[dict[str, object]]) -> list[Summary]:
-    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, object]]] = {}
     for row in rows:
-        groups.setdefault((str(row["model"]), str(row["target"])), []).append(row)
+        groups.setdefault((str(row["model"]), str(row["dataset"]), str(row["target"])), []).append(row)
     summaries = []
-    for (model, target), group in groups.items():
+    for (model, dataset, target), group in groups.items():
         mean, std = {}, {}
         for metric in METRICS:
             values = np.array([float(row[metric]) for row in group], dtype=np.float64)
             values = values[np.isfinite(values)]
             mean[metric] = float(values.mean()) if values.size else math.nan
             std[metric] = float(values.std()) if values.size else math.nan
-        summaries.append(Summary(model, target, len(group), mean, std))
+        summaries.append(Summary(model, dataset, target, len(group), mean, std))
     return summaries
 
 
@@ -198,45 +198,41 @@ def markdown_report(summaries: Sequence[Summary], data: str, cases: dict[str, li
         "",
         f"Data: `{data}`. Command: `{command}`",
         "",
-        "Mean ± std over cases, in model space. *Whole*: the whole volume; *brain*: inside the brain mask, "
-        "each image clipped to its 0.5/99.5 percentiles there and scaled to [0, 1] (BraSyn); tumour regions "
-        "(WT whole tumour, TC tumour core, ET enhancing) on the brain-scaled images.",
+        "Mean ± std over the cases of each dataset. *Whole*: the whole volume in model space; *brain*: our own, "
+        "strict convention, inside the brain mask only, each image clipped to its 0.5/99.5 percentiles there and "
+        "scaled to [0, 1]; *BraSyn*: the challenge's scoring (each volume clipped to its whole-volume percentiles, "
+        "background included; SSIM over the tumour and over the rest, background included), higher by "
+        "construction; tumour regions (WT whole tumour, TC tumour core, ET enhancing) on the brain-scaled images.",
         "",
-        "| model | target | cases | PSNR whole | SSIM whole | PSNR brain | SSIM brain |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | dataset | target | cases | PSNR whole | SSIM whole | PSNR brain | SSIM brain "
+        "| PSNR BraSyn | SSIM BraSyn tumour | SSIM BraSyn rest |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in summaries:
-        lines.append(
-            f"| {s.model} | {s.target} | {s.n_cases} | {pm(s.mean['psnr'], s.std['psnr'], 2)} | "
-            f"{pm(s.mean['ssim'], s.std['ssim'], 4)} | {pm(s.mean['psnr_brain'], s.std['psnr_brain'], 2)} | "
-            f"{pm(s.mean['ssim_brain'], s.std['ssim_brain'], 4)} |"
-        )
-    lines += ["", "| model | target | PSNR WT | SSIM WT | PSNR TC | SSIM TC | PSNR ET | SSIM ET |"]
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        cells = [pm(s.mean[m], s.std[m], 2 if m.startswith("psnr") else 4) for m in (*BASE_METRICS, *BRASYN_METRICS)]
+        lines.append(f"| {s.model} | {s.dataset} | {s.target} | {s.n_cases} | " + " | ".join(cells) + " |")
+    lines += ["", "| model | dataset | target | PSNR WT | SSIM WT | PSNR TC | SSIM TC | PSNR ET | SSIM ET |"]
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in summaries:
         cells = [
             pm(s.mean[f"{metric}_{region}"], s.std[f"{metric}_{region}"], 2 if metric == "psnr" else 4)
             for region in REGIONS
             for metric in ("psnr", "ssim")
         ]
-        lines.append(f"| {s.model} | {s.target} | " + " | ".join(cells) + " |")
+        lines.append(f"| {s.model} | {s.dataset} | {s.target} | " + " | ".join(cells) + " |")
     lines += ["", "Cases per model:", ""]
     lines += [f"- {model}: {', '.join(ids)}" for model, ids in cases.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_manifest_evaluation(
-    folder: Path, summaries: Sequence[Summary], data: str, cases: list[str], command: str
-) -> None:
-    manifest = ModelManifest.load(folder)
+def write_evaluation(folder: Path, summaries: Sequence[Summary], data: str, cases: list[str], command: str) -> None:
+    """The means and spreads of ``summaries`` as ``evaluation.json`` beside the model."""
     metrics = {}
     for s in summaries:
         values = {name: _rounded(s.mean[name]) for name in BASE_METRICS}
         values |= {f"{name}_std": _rounded(s.std[name]) for name in BASE_METRICS}
         metrics[Modality(s.target)] = TargetMetrics(**values)
-    manifest.evaluation = metrics
-    manifest.evaluation_data = {"data": data, "cases": cases, "command": command}
-    manifest.save(folder)
+    EvaluationRecord(targets=metrics, data={"data": data, "cases": cases, "command": command}).save(folder)
 
 
 def _rounded(value: float) -> float | None:
@@ -292,32 +288,37 @@ def run_evaluation(
     device: str = "cpu",
     batch_size: int = 4,
     figures: bool = True,
-    write_manifest: bool = False,
+    write_evaluation_files: bool = False,
     command: str = "",
+    also: Sequence[Path] = (),
 ) -> list[Summary]:
-    """Evaluate, write the report folder, and return the summaries (see the module docstring)."""
-    # channels_last as the service sets it per device: faster on CPU, slower with NCHW weights on CUDA
-    target = torch.device(device)
-    registry = ModelRegistry.load(store, target, channels_last=target.type == "cpu")
-    if registry.unavailable:
-        reasons = "; ".join(f"{u.name}: {u.reason}" for u in registry.unavailable)
+    """Evaluate, write the report folder, and return the summaries (see the module docstring).
+
+    ``also``: further BraTS folders whose every case (with the model's modalities) is scored and
+    summarized as its own dataset; never written to ``evaluation.json``.
+    """
+    loaded = ModelStore.load(store, device, names=list(names) if names else None)
+    if loaded.unavailable:
+        reasons = "; ".join(f"{u.name}: {u.reason}" for u in loaded.unavailable)
         raise EvaluationError(f"models in {store} failed to load: {reasons}", code="model_unavailable")
-    chosen = list(names) if names else sorted(registry.models)
-    unknown = [name for name in chosen if name not in registry.models]
+    chosen = list(names) if names else sorted(loaded.models)
+    unknown = [name for name in chosen if name not in loaded.models]
     if unknown:
         raise EvaluationError(
-            f"no model {', '.join(unknown)} in {store} (have: {', '.join(sorted(registry.models))})",
+            f"no model {', '.join(unknown)} in {store} (have: {', '.join(sorted(loaded.models))})",
             code="unknown_model",
         )
     available = {case.case_id: case for case in find_cases(data)}
+    elsewhere = [case for folder in also for case in find_cases(folder)]
+    main_dataset = Path(data).name
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     csv_path = out / "per_case.csv"
-    rows = read_rows(csv_path)
+    rows = [{"dataset": main_dataset, **row} for row in read_rows(csv_path)]  # files from before datasets
     done = {(row["model"], row["case"]) for row in rows}
     cases_of: dict[str, list[str]] = {}
     for name in chosen:
-        model = registry.models[name]
+        model = loaded.models[name]
         ids = list(cases) if cases else list(model.manifest.training_data.test_cases)
         if not ids:
             raise EvaluationError(f"model {name} records no test cases; name them with --cases", code="no_test_cases")
@@ -327,13 +328,16 @@ def run_evaluation(
         leaked = sorted(set(ids) & set(model.manifest.training_data.train_cases))
         if leaked:
             logger.warning("%s was trained on %s: those scores are not held-out scores", name, ", ".join(leaked))
-        cases_of[name] = ids
+        needed = (*model.manifest.src, *model.manifest.dst)
+        extra = {case.case_id: case for case in elsewhere if not case.missing(needed)}
+        cases_of[name] = [*ids, *extra]
         figure_path = out / "figures" / f"{name}.png"
-        for case_id in ids:
+        for case_id in cases_of[name]:
             wants_figure = figures and case_id == ids[0] and not figure_path.exists()
             if (name, case_id) in done and not wants_figure:
                 continue
-            prediction = predict_case(model, available[case_id], batch_size)  # once, for rows and figure
+            case = available[case_id] if case_id in ids else extra[case_id]
+            prediction = predict_case(model, case, batch_size)  # once, for rows and figure
             if wants_figure:
                 figure(model.manifest, prediction, figure_path)
             if (name, case_id) in done:
@@ -348,22 +352,23 @@ def run_evaluation(
                     row["psnr_brain"], row["ssim_brain"], row["seconds"],
                 )  # fmt: skip
     rows = [row for row in rows if row["model"] in cases_of and row["case"] in cases_of[str(row["model"])]]
-    rows = [{**row, **{m: _float(row[m]) for m in (*METRICS, "seconds")}} for row in rows]
+    rows = [{**row, **{m: _float(row.get(m)) for m in (*METRICS, "seconds")}} for row in rows]
     summaries = [s for s in summarize(rows) if s.model in cases_of]
     order = {name: i for i, name in enumerate(chosen)}
-    summaries.sort(key=lambda s: (order[s.model], s.target))
+    summaries.sort(key=lambda s: (order[s.model], s.dataset != main_dataset, s.dataset, s.target))
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["model", "target", "n_cases", *(f"{m}_{k}" for m in METRICS for k in ("mean", "std"))])
+        header = ["model", "dataset", "target", "n_cases"]
+        writer.writerow([*header, *(f"{m}_{k}" for m in METRICS for k in ("mean", "std"))])
         for s in summaries:
             cells = [_cell(v) for m in METRICS for v in (s.mean[m], s.std[m])]
-            writer.writerow([s.model, s.target, s.n_cases, *cells])
+            writer.writerow([s.model, s.dataset, s.target, s.n_cases, *cells])
     (out / "report.md").write_text(markdown_report(summaries, str(data), cases_of, command))
-    if write_manifest:
+    if write_evaluation_files:
         for name in chosen:
-            folder = Path(store) / name
-            own = [s for s in summaries if s.model == name]
-            write_manifest_evaluation(folder, own, str(data), cases_of[name], command)
+            own = [s for s in summaries if s.model == name and s.dataset == main_dataset]
+            held_out = [case_id for case_id in cases_of[name] if case_id in available]
+            write_evaluation(Path(store) / name, own, str(data), held_out, command)
     return summaries
 
 
@@ -378,12 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", help="comma-separated model names (default: every model in --store)")
     parser.add_argument("--store", type=Path, default=Path("model_store"), help="model store (default: %(default)s)")
     parser.add_argument("--cases", help="comma-separated case ids (default: each manifest's test cases)")
+    parser.add_argument(
+        "--also", type=Path, action="append", default=[], metavar="DIR",
+        help="another BraTS folder whose every case is scored as its own dataset rows (repeatable), "
+        "e.g. ../shared/data/brats23",
+    )
     parser.add_argument("--out", type=Path, default=Path("reports/evaluation"), help="report folder")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=4, help="slices per forward pass (default: %(default)s)")
     parser.add_argument("--no-figures", dest="figures", action="store_false", help="skip the PNG figures")
     parser.add_argument(
-        "--write-manifest", action="store_true", help="store the means in each model's manifest (`evaluation`)"
+        "--write-evaluation", action="store_true", help="store the means in evaluation.json beside each model"
     )
     return parser
 
@@ -398,14 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         summaries = run_evaluation(
             args.data, args.store, names, args.out,
             cases=cases, device=args.device, batch_size=args.batch_size,
-            figures=args.figures, write_manifest=args.write_manifest, command=command,
+            figures=args.figures, write_evaluation_files=args.write_evaluation, command=command, also=args.also,
         )  # fmt: skip
     except SynnetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for s in summaries:
         print(
-            f"{s.model:40s} {s.target:5s} PSNR {pm(s.mean['psnr'], s.std['psnr'], 2)} dB  "
+            f"{s.model:40s} {s.dataset:12s} {s.target:5s} PSNR {pm(s.mean['psnr'], s.std['psnr'], 2)} dB  "
             f"SSIM {pm(s.mean['ssim'], s.std['ssim'], 4)}  brain {pm(s.mean['psnr_brain'], s.std['psnr_brain'], 2)} dB"
             f" / {pm(s.mean['ssim_brain'], s.std['ssim_brain'], 4)}"
         )

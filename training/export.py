@@ -16,9 +16,7 @@ import argparse
 import copy
 import logging
 import platform
-import shutil
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,8 @@ from torch import nn
 
 import synnet
 from synnet.errors import SynnetError
-from synnet.manifest import MODEL_FILE, ModelManifest, sha256_file
+from synnet.manifest import MODEL_FILE, ModelManifest
+from synnet.store import staged_folder
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.models import create_model
 
@@ -119,27 +118,14 @@ def write_model(
     Returns:
         The manifest as written.
     """
-    store = Path(store_dir)
-    store.mkdir(parents=True, exist_ok=True)
-    target = store / name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=store))
-    try:
+    with staged_folder(store_dir, name) as staging:
         cpu_model = copy.deepcopy(model).to("cpu").float()  # leave the caller's model where it is
         export_torchscript(cpu_model, example.to("cpu").float(), staging / MODEL_FILE)
         manifest = ModelManifest(
-            name=name,
-            frameworks=framework_versions(),
-            sha256=sha256_file(staging / MODEL_FILE),
-            created=datetime.now(UTC),
-            **manifest_fields,
-        )
+            name=name, frameworks=framework_versions(), sha256="", created=datetime.now(UTC), **manifest_fields
+        ).sealed(staging / MODEL_FILE)
         manifest.save(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    target = Path(store_dir) / name
     logger.info("wrote %s", target)
     return manifest
 
@@ -195,13 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="also write a Triton model repository (config.pbtxt + 1/model.pt) for the exported model, or, "
-        "without CHECKPOINT, for every model in --out (finer control: python -m training.triton)",
+        "without CHECKPOINT, for every model in --out (finer control: python -m synnet_tools.triton)",
     )
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.triton is None:
         parser.error("give a CHECKPOINT to export, --triton DIR, or both")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from training.triton import write_triton_repository  # imported late: only --triton needs it
+    from synnet_tools.triton import write_triton_repository  # imported late: only --triton needs it
 
     try:
         names = None

@@ -2,7 +2,8 @@
 
 Run ``python -m training.fit --help`` for the options. A bad option or dataset ends with one
 ``error: ...`` line on stderr and exit status 2, never a traceback; the settings, the loop and
-the export live in :mod:`training.fitting`.
+the export live in :mod:`training.fitting`. While training, log lines go through
+``tqdm.contrib.logging.logging_redirect_tqdm`` so that they do not tear the progress bar apart.
 """
 
 from __future__ import annotations
@@ -12,19 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from synnet.errors import SynnetError
 from training.checkpoint import load_checkpoint
-from training.fitting.config import FitConfig, build_parser, make_config
+from training.fitting.cli import build_parser, make_config
+from training.fitting.config import FitConfig
 from training.fitting.run import run
-
-
-class _TqdmHandler(logging.StreamHandler):
-    """Log lines that do not tear the progress bar apart."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stderr)
 
 
 def setup_logging(run_dir: str | None = None) -> None:
@@ -32,7 +27,7 @@ def setup_logging(run_dir: str | None = None) -> None:
     main_rank = os.environ.get("RANK", "0") == "0"
     root = logging.getLogger()
     root.setLevel(logging.INFO if main_rank else logging.WARNING)
-    handler = _TqdmHandler()
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(message)s" if main_rank else f"[rank {os.environ.get('RANK')}] %(message)s")
     )
@@ -55,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             base = FitConfig.from_json(resume["config"])
             given.setdefault("run_dir", str(Path(given["resume"]).parent))  # continue next to the checkpoint
         config = make_config(given, base)
-        setup_logging(config.run_dir)
-        run(config, resume, given.get("resume"))
+        setup_logging(config.output.run_dir)
+        with logging_redirect_tqdm():
+            run(config, resume, given.get("resume"))
     except (SynnetError, OSError) as error:  # bad input or an unwritable/missing path: one line, no traceback
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike: say it once
             print(f"error: {error}", file=sys.stderr)

@@ -18,7 +18,7 @@ With a mask, means run over the masked pixels only (for SSIM: map positions whos
 is inside the mask, as :func:`synnet.metrics.ssim` does).
 
 The paper's fourth term, λ4·R_W with λ4 = 1e-4, is an L2 penalty on the weights: it belongs to
-the optimizer as weight decay (:data:`PAPER_WEIGHT_DECAY`), not here.
+the optimizer as weight decay (``python -m training.fit --weight-decay``, 1e-4 by default), not here.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from torch import nn
 from synnet.metrics import crop_to_ssim_map, ssim_map
 
 PAPER_LAMBDAS = {"wl2": 10.0, "wssim": 5.0, "tv": 0.5}
-PAPER_WEIGHT_DECAY = 1e-4  # λ4: give it to the optimizer (SGD/Adam weight_decay)
 EDGE_WEIGHT = 2.0  # w in ω = 1 + w·edge: edges weigh up to 3× a flat pixel
 TV_EPS = 1e-8
 

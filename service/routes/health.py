@@ -23,12 +23,12 @@ async def healthz(settings: SettingsDep) -> Health:
     responses={503: {"model": Readiness, "description": "still loading, or no model could be loaded"}},
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    registry = runtime.registry
-    if registry is None:
+    store = runtime.store
+    if store is None:
         body = Readiness(status="loading", models=[], failed=[])
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
-    failed = [{"name": u.name, "reason": u.reason} for u in registry.unavailable]
-    status = "ready" if len(registry) else "unavailable"
-    body = Readiness(status=status, models=sorted(registry.models), failed=failed)
-    return JSONResponse(body.model_dump(), status_code=200 if len(registry) else 503)
+    failed = [{"name": u.name, "reason": u.reason} for u in store.unavailable]
+    status = "ready" if len(store) else "unavailable"
+    body = Readiness(status=status, models=sorted(store.models), failed=failed)
+    return JSONResponse(body.model_dump(), status_code=200 if len(store) else 503)
 

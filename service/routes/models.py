@@ -19,9 +19,9 @@ router = APIRouter(tags=["models"])
     responses={401: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 async def list_models(runtime: RuntimeDep, _: Authorized) -> ModelsResponse:
-    registry = runtime.require_registry()
+    store = runtime.require_store()
     return ModelsResponse(
-        models=[m.public() for m in registry.manifests],
-        configurations=available_configurations(registry.manifests),
-        unavailable=[FailedModel(name=u.name, reason=u.reason) for u in registry.unavailable],
+        models=[m.public() for m in store.manifests],
+        configurations=available_configurations(store.manifests),
+        unavailable=[FailedModel(name=u.name, reason=u.reason) for u in store.unavailable],
     )

@@ -6,7 +6,6 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
 
 from service.auth import Authorized
 from service.deps import RuntimeDep
@@ -94,7 +93,7 @@ def wants_download(download: bool, accept: str | None) -> bool:
 @router.post(
     "/synthesize",
     summary="Synthesize missing contrasts from uploaded source images",
-    response_model=None,
+    response_model=SynthesisResponse,
     responses=_RESPONSES,
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
@@ -112,7 +111,7 @@ async def synthesize_route(
     ] = None,
     download: Annotated[bool, Query(description="return the file itself (one target only)")] = False,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Response:
+) -> Any:  # SynthesisResponse (validated against the schema) or the file itself
     targets = parse_modalities(dst)
     sources = parse_modalities(src) if src is not None else None
     if sources is not None:
@@ -124,14 +123,14 @@ async def synthesize_route(
             "to get them all as JSON",
             code="download_needs_one_target",
         )
-    runtime.require_registry()
+    runtime.require_store()
     # Admitted before the body is read: a busy service refuses at once instead of buffering uploads.
     async with runtime.admission.slot():
         parts = await _read_upload(request, runtime.settings.max_form_parts, runtime.settings.upload_timeout_s)
         outcome = await synthesize(runtime, sources, targets, parts, format)
     if as_file:
         return download_response(outcome.targets[targets[0]])
-    return JSONResponse(outcome.to_json())
+    return outcome.to_response()
 
 
 async def _read_upload(request: Request, max_parts: int, timeout_s: float) -> FormParts:

@@ -9,14 +9,28 @@ from __future__ import annotations
 from synnet.imageio.limits import ImageLimits
 from synnet.imageio.meta import ImageMeta
 from synnet.imageio.read import detect_format, read_image
-from synnet.imageio.write import encode_image, write_nifti, write_png
+from synnet.imageio.write import (
+    EncodedImage,
+    OutputFormat,
+    encode_image,
+    gzip_bytes,
+    save_nifti,
+    write_nifti,
+    write_npy,
+    write_png,
+)
 
 __all__ = [
+    "EncodedImage",
     "ImageLimits",
     "ImageMeta",
+    "OutputFormat",
     "detect_format",
     "encode_image",
+    "gzip_bytes",
     "read_image",
+    "save_nifti",
     "write_nifti",
+    "write_npy",
     "write_png",
 ]

@@ -1,7 +1,8 @@
 """The models committed in model_store/: the ten the project promises, intact and working.
 
 Their quality is shown by ``python -m training.evaluate`` on real held-out BraTS cases (see
-docs/results.md); here each one must load, match its sha256 and synthesize a generated case.
+docs/results.md); here each one must load, match its digest, state its held-out scores in
+``evaluation.json`` and synthesize a generated case.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from service.registry import ModelRegistry
-from synnet.manifest import ModelManifest, sha256_file
+from synnet.evaluation import EvaluationRecord
+from synnet.inference import synthesize
+from synnet.manifest import ModelManifest, model_digest
 from synnet.normalization import brain_mask
+from synnet.store import ModelStore
 from training.data.brats import find_cases, load_case
-from training.evaluate import synthesize
-from training.paper import BUNDLED, plan
+from training.paper.plan import BUNDLED, plan
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
 EXPECTED = {(run.src, run.dst) for run in plan() if run.kind == BUNDLED}
@@ -36,20 +38,21 @@ def test_the_ten_promised_configurations_are_bundled() -> None:
 @pytest.mark.parametrize("manifest_path", MANIFESTS, ids=lambda p: p.parent.name)
 def test_manifest_matches_its_file_and_states_held_out_scores(manifest_path: Path) -> None:
     manifest = ModelManifest.load(manifest_path.parent)
-    assert sha256_file(manifest_path.parent / manifest.model_file) == manifest.sha256
+    assert model_digest(manifest_path.parent / manifest.model_file, manifest) == manifest.sha256
     split = manifest.training_data
     assert len(split.train_cases) == 12 and len(split.test_cases) == 4
     assert not set(split.train_cases) & set(split.test_cases)
-    assert manifest.evaluation_data["cases"] == split.test_cases
+    evaluation = EvaluationRecord.load_if_present(manifest_path.parent)
+    assert evaluation is not None and evaluation.data["cases"] == split.test_cases
     for target in manifest.dst:
-        scores = manifest.evaluation[target]
+        scores = evaluation.targets[target]
         assert scores.psnr is not None and math.isfinite(scores.psnr)
         assert 0.0 < scores.ssim_brain <= 1.0
 
 
 @pytest.fixture(scope="module")
-def registry() -> ModelRegistry:
-    loaded = ModelRegistry.load(STORE, torch.device("cpu"))
+def registry() -> ModelStore:
+    loaded = ModelStore.load(STORE, torch.device("cpu"))
     assert not loaded.unavailable, loaded.unavailable
     return loaded
 
@@ -65,13 +68,13 @@ def generated_case(phantom_root: Path) -> tuple[dict, np.ndarray]:
 
 @pytest.mark.parametrize("manifest_path", MANIFESTS, ids=lambda p: p.parent.name)
 def test_bundled_model_synthesizes_a_generated_case(
-    manifest_path: Path, registry: ModelRegistry, generated_case: tuple[dict, np.ndarray]
+    manifest_path: Path, registry: ModelStore, generated_case: tuple[dict, np.ndarray]
 ) -> None:
     images, _ = generated_case
     model = registry.models[manifest_path.parent.name]
     sources = {m: images[m] for m in model.manifest.src}
     mask = brain_mask(list(sources.values()))
-    y = synthesize(model, sources, mask, batch_size=4)
+    y, _ = synthesize(model.forward, sources, mask, model.manifest, batch_size=4)
     assert y.shape == (len(model.manifest.dst), *mask.shape)
     assert np.isfinite(y).all()
     assert float(y[:, ~mask].max()) == 0.0

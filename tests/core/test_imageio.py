@@ -172,9 +172,11 @@ def test_non_finite_values_are_refused(volume: np.ndarray, bad: float) -> None:
 
 def test_encode_image_formats(volume: np.ndarray) -> None:
     array, meta = read_image(_nifti_bytes(volume, gz=False), "v.nii")
-    payload, media, ext = encode_image(array, "nifti", meta, description="synthetic")
-    assert ext == ".nii" and read_image(payload, "x.nii")[0].shape == array.shape
-    payload, media, ext = encode_image(array, "npy", meta, description="synthetic")
-    np.testing.assert_array_equal(np.load(io.BytesIO(payload)), array)
-    payload, media, ext = encode_image(array[:, :, 0], "png", None, description="synthetic")
-    assert media == "image/png" and read_image(payload, "x.png")[1].bit_depth == 8
+    encoded = encode_image(array, "nifti", meta, description="synthetic")
+    assert encoded.extension == ".nii" and read_image(encoded.payload, "x.nii")[0].shape == array.shape
+    encoded = encode_image(array, "npy", meta, description="synthetic")
+    np.testing.assert_array_equal(np.load(io.BytesIO(encoded.payload)), array)
+    encoded = encode_image(array[:, :, 0], "png", None, description="synthetic")
+    assert encoded.media_type == "image/png" and read_image(encoded.payload, "x.png")[1].bit_depth == 16
+    png_meta = read_image(write_png(array[:, :, 0], 8), "in.png")[1]
+    assert read_image(encode_image(array[:, :, 0], "png", png_meta, description="s").payload, "x.png")[1].bit_depth == 8

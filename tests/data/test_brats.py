@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from synnet.modalities import Modality
-from training.data.brats import find_cases, load_case, split_cases, split_train_val_test
+from training.data.brats import find_cases, load_case, split_cases
 from training.data.errors import DataError
 
 ALL = list(Modality)
@@ -186,14 +186,6 @@ def test_split_is_deterministic_disjoint_and_independent_of_order() -> None:
 def test_seed_changes_the_split() -> None:
     held_out = {tuple(split_cases(IDS, 4, seed=s)[1]) for s in range(5)}
     assert len(held_out) > 1
-
-
-def test_train_val_test_composes_two_splits() -> None:
-    train, val, test = split_train_val_test(IDS, n_val=2, n_test=4, seed=3)
-    assert (len(train), len(val), len(test)) == (10, 2, 4)
-    assert set(train).isdisjoint(val) and set(train).isdisjoint(test) and set(val).isdisjoint(test)
-    rest, held = split_cases(IDS, 4, seed=3)
-    assert test == held and split_cases(rest, 2, seed=3) == (train, val)
 
 
 def test_adding_a_case_moves_no_other_case() -> None:

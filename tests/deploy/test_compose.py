@@ -102,14 +102,14 @@ def test_scaled_profile_puts_replicas_behind_nginx(compose, template_variables):
 
 
 def test_train_profiles_write_into_the_model_store(compose):
-    from training.fitting.config import FitConfig
+    from training.fitting.config import OutputConfig
 
     for name, profile in (("train", "train"), ("train-gpu", "train-gpu")):
         train = compose["services"][name]
         assert profiles(train) == {profile}
         assert train["build"]["target"] == "train"
         # The trainer's working directory is /workspace (docker/Dockerfile): its default --out lands in the bind mount.
-        assert f"./model_store:/workspace/{FitConfig.out}" in train["volumes"]
+        assert f"./model_store:/workspace/{OutputConfig.store}" in train["volumes"]
     assert gpu_reservations(compose["services"]["train-gpu"])
 
 

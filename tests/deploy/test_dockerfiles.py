@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from import_graph import first_party_closure
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((REPO / "docker").glob("Dockerfile*"))
 
@@ -66,6 +68,19 @@ def test_train_target_runs_fit_with_the_train_extra(dockerfile):
     assert instructions(train, "ENTRYPOINT") == ['["python", "-m", "training.fit"]']
     (user,) = instructions(train, "USER")
     assert user.split(":")[0] not in ("0", "root")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_train_target_copies_every_package_fit_and_paper_import(dockerfile):
+    found = stages(dockerfile)
+    copied = {
+        word.rstrip("/")
+        for copy in instructions(found["base"] + found["train"], "COPY")
+        for word in copy.split()[:-1]
+        if not word.startswith("--")
+    }
+    needed = {name.split(".")[0] for name in first_party_closure("training.fit", "training.paper.__main__")}
+    assert needed - copied == set(), f"the train image lacks {sorted(needed - copied)}"
 
 
 def test_cpu_image_uses_the_cpu_torch_build_and_gpu_image_a_cuda_runtime():

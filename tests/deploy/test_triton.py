@@ -1,4 +1,4 @@
-"""training.triton: a Triton repository that Triton's own config schema accepts, for a model we export."""
+"""synnet_tools.triton: a Triton repository that Triton's own config schema accepts, for a model we export."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from synnet.manifest import ModelManifest
+from synnet_tools.triton import TritonExportError, main, write_triton_repository
 from training.export import example_input, write_model
 from training.models import create_model, model_config
-from training.triton import TritonExportError, main, write_triton_repository
 
 SRC, DST = ["T1", "T1c"], ["T2"]
 

@@ -30,7 +30,7 @@ from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
-from service.synthesis import brain_box
+from synnet.inference import brain_box
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, denormalize, normalize
@@ -231,7 +231,8 @@ def serve(store: Path) -> Callable[..., object]:
 
 @pytest.fixture
 def broken_store(store: Path, tmp_path: Path) -> Path:
-    """The good models plus three broken ones: wrong sha256, invalid manifest, manifest/model mismatch."""
+    """The good models plus broken ones: tampered weights, an output field edited after export, an invalid
+    manifest, a folder without one, and a manifest (sealed anew) that does not match its network."""
     root = tmp_path / "store"
     shutil.copytree(store, root)
     bad_sha = root / "zz_bad_sha"
@@ -240,6 +241,13 @@ def broken_store(store: Path, tmp_path: Path) -> Path:
     manifest.save(bad_sha)
     with (bad_sha / "model.pt").open("ab") as handle:
         handle.write(b"tampered")
+    edited = root / "zz_edited"
+    shutil.copytree(store / "t1_to_t2", edited)
+    manifest = ModelManifest.load(edited)
+    reference = manifest.output_reference[Modality.T2].model_copy(update={"hi": 1.0})
+    manifest.model_copy(update={"output_reference": {Modality.T2: reference}}).save(edited)
+    (root / "zz_no_manifest").mkdir()
+    (root / "zz_no_manifest" / "model.pt").write_bytes(b"weights without a manifest")
     bad_manifest = root / "zz_bad_manifest"
     shutil.copytree(store / "t1_to_t2", bad_manifest)
     (bad_manifest / "manifest.json").write_text('{"name": "zz_bad_manifest", "src": ["T1"]')
@@ -247,7 +255,7 @@ def broken_store(store: Path, tmp_path: Path) -> Path:
     shutil.copytree(store / "t1_to_t2", mismatch)
     # Claims two sources for a one-source network: only the warm-up forward can tell.
     update = {"name": "zz_mismatch", "src": [Modality.T1, Modality.T1c]}
-    ModelManifest.load(mismatch).model_copy(update=update).save(mismatch)
+    ModelManifest.load(mismatch).model_copy(update=update).sealed(mismatch / "model.pt").save(mismatch)
     return root
 
 

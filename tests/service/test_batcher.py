@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
+from float_tolerance import assert_close_but_for_pool_flips
 from service.batcher import Batcher
-from service.registry import LoadedModel
 from synnet.errors import SynnetError
+from synnet.store import LoadedModel
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +41,7 @@ async def test_concurrent_chunks_share_forwards_and_get_their_own_outputs(model,
     finally:
         await batcher.stop()
     for x, y in zip(inputs, outputs, strict=True):
-        torch.testing.assert_close(y, model.forward(x), rtol=0, atol=1e-6)
+        assert_close_but_for_pool_flips(y, model.forward(x))  # batched: other kernels
     # 1 + 2 + 1 = 4 slices filled the first batch; the 3-slice chunk waited for its deadline.
     assert batcher.stats.batches == 2 and batcher.stats.slices == 7
     assert batcher.stats.max_chunks_per_batch == 3
@@ -84,7 +85,7 @@ async def test_different_shapes_are_never_mixed(model, executor) -> None:
         await batcher.stop()
     assert sorted(seen) == [(1, 1, 48, 32), (4, 1, 32, 40)]
     for x, y in ((a, ya), (b, yb), (c, yc)):
-        torch.testing.assert_close(y, model.forward(x), rtol=0, atol=1e-6)
+        assert_close_but_for_pool_flips(y, model.forward(x))  # batched: other kernels
 
 
 async def test_an_exception_reaches_every_waiter_and_the_batcher_survives(model, executor) -> None:

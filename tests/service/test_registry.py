@@ -12,28 +12,30 @@ import torch
 
 import service.runtime
 from service.app import create_app
-from service.registry import ModelRegistry, ServiceConfigError, resolve_device
+from synnet.store import ModelStore, StoreError, resolve_device
 
 pytestmark = pytest.mark.anyio
 
 
 def test_broken_models_are_unavailable_with_their_reason(broken_store) -> None:
-    registry = ModelRegistry.load(broken_store, torch.device("cpu"))
-    assert sorted(registry.models) == ["t1_t1c_to_flair", "t1_to_t2"]
-    reasons = {u.name: u.reason for u in registry.unavailable}
-    assert set(reasons) == {"zz_bad_sha", "zz_bad_manifest", "zz_mismatch"}
+    store = ModelStore.load(broken_store, torch.device("cpu"))
+    assert sorted(store.models) == ["t1_t1c_to_flair", "t1_to_t2"]
+    reasons = {u.name: u.reason for u in store.unavailable}
+    assert set(reasons) == {"zz_bad_sha", "zz_bad_manifest", "zz_edited", "zz_mismatch", "zz_no_manifest"}
     assert reasons["zz_bad_sha"].startswith("sha256 mismatch")
+    assert reasons["zz_edited"].startswith("sha256 mismatch") and "output reference" in reasons["zz_edited"]
+    assert reasons["zz_no_manifest"] == "no manifest.json in zz_no_manifest/ (every model folder needs one)"
     assert reasons["zz_bad_manifest"].startswith("invalid manifest")
     assert "warm-up forward failed for input (1, 2, 32, 32)" in reasons["zz_mismatch"]
 
 
 def test_missing_store_and_missing_cuda() -> None:
-    registry = ModelRegistry.load(Path("/nonexistent/store"), torch.device("cpu"))
-    assert len(registry) == 0 and registry.unavailable[0].reason == "model store folder not found"
+    store = ModelStore.load(Path("/nonexistent/store"), torch.device("cpu"))
+    assert len(store) == 0 and store.unavailable[0].reason == "model store folder /nonexistent/store not found"
     assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         assert resolve_device("auto") == torch.device("cpu")
-        with pytest.raises(ServiceConfigError, match="no CUDA device"):
+        with pytest.raises(StoreError, match="no CUDA device"):
             resolve_device("cuda")
 
 
@@ -49,23 +51,24 @@ async def test_broken_models_are_listed_while_the_others_serve(serve, broken_sto
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready" and body["models"] == ["t1_t1c_to_flair", "t1_to_t2"]
-    assert [f["name"] for f in body["failed"]] == ["zz_bad_manifest", "zz_bad_sha", "zz_mismatch"]
+    broken = ["zz_bad_manifest", "zz_bad_sha", "zz_edited", "zz_mismatch", "zz_no_manifest"]
+    assert [f["name"] for f in body["failed"]] == broken
     assert all(f["reason"] for f in body["failed"])
     assert models["configurations"] == ["T1,T1c->FLAIR", "T1->T2"]
-    assert {u["name"] for u in models["unavailable"]} == {"zz_bad_manifest", "zz_bad_sha", "zz_mismatch"}
+    assert [u["name"] for u in models["unavailable"]] == broken
     assert served.status_code == 200
-    assert "synnet_models_failed 3.0" in metrics and "synnet_models_available 2.0" in metrics
+    assert "synnet_models_failed 5.0" in metrics and "synnet_models_available 2.0" in metrics
 
 
 async def test_readyz_is_503_until_the_models_are_loaded(store, monkeypatch, case, kit) -> None:
     release = threading.Event()
-    real_load = ModelRegistry.load
+    real_load = ModelStore.load
 
     def held_load(*args, **kwargs):  # the real loader, held back until the test has looked
         release.wait(timeout=30)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(service.runtime.ModelRegistry, "load", held_load)
+    monkeypatch.setattr(service.runtime.ModelStore, "load", held_load)
     files = {"T1": ("t1.png", kit.png_bytes(case["T1"].array[:, :, 77]))}
     app = create_app(kit.settings_for(store))
     transport = httpx.ASGITransport(app=app)

@@ -1,11 +1,10 @@
 """The service's speed levers that bench/serve_speed.py measures: NHWC strides for one-channel
-inputs, device defaults for the layout and the batching delay, glibc keeping freed memory, the
-stack of cropped brain slices that the network runs, and gzip deflated on several threads."""
+inputs, device defaults for the layout and the batching delay, the stack of cropped brain slices
+that the network runs, and gzip deflated on several threads."""
 
 from __future__ import annotations
 
 import gzip
-import platform
 import zlib
 from types import SimpleNamespace
 
@@ -14,11 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from service.allocator import keep_freed_memory
-from service.compression import gzip_compress
-from service.registry import as_channels_last
 from service.settings import Settings
-from service.synthesis import slice_stack
+from synnet.imageio import gzip_bytes
+from synnet.inference import slice_stack
+from synnet.store import as_channels_last, default_channels_last
 
 
 def test_one_channel_input_gets_nhwc_strides_and_keeps_its_values() -> None:
@@ -39,16 +37,11 @@ def test_a_convolution_of_one_channel_nhwc_input_answers_nhwc() -> None:
 
 
 def test_layout_and_batching_delay_defaults_depend_on_the_device() -> None:
-    settings = Settings(channels_last=None, max_batch_delay_s=None)
-    assert settings.channels_last_for("cpu") and not settings.channels_last_for("cuda")
+    assert default_channels_last(torch.device("cpu")) and not default_channels_last(torch.device("cuda"))
+    settings = Settings(max_batch_delay_s=None)
     assert settings.batch_delay_for("cpu") == 0.0 and settings.batch_delay_for("cuda") == 0.01
-    settings = Settings(channels_last=False, max_batch_delay_s=0.05)
-    assert not settings.channels_last_for("cpu") and settings.batch_delay_for("cuda") == 0.05
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_glibc_accepts_keeping_freed_memory() -> None:
-    assert keep_freed_memory()
+    settings = Settings(max_batch_delay_s=0.05)
+    assert settings.batch_delay_for("cuda") == 0.05
 
 
 def test_slice_stack_holds_the_brain_slices_cropped_to_one_aligned_box() -> None:
@@ -56,7 +49,7 @@ def test_slice_stack_holds_the_brain_slices_cropped_to_one_aligned_box() -> None
     mask[10:30, 5:20, 1] = True
     mask[12:40, 8:25, 3] = True
     x = np.random.default_rng(0).random((2, 64, 48, 5), dtype=np.float32)
-    manifest = SimpleNamespace(input=SimpleNamespace(multiple_of=16, min_size=16))
+    manifest = SimpleNamespace(input=SimpleNamespace(multiple_of=16, min_size=16), dst=["T2"])
     stack = slice_stack(x, mask, manifest)  # type: ignore[arg-type]
     assert (stack.stats.run, stack.stats.skipped) == (2, 3) and stack.slices.tolist() == [1, 3]
     assert (stack.rows, stack.cols) == (slice(0, 48), slice(0, 32))
@@ -67,9 +60,9 @@ def test_slice_stack_holds_the_brain_slices_cropped_to_one_aligned_box() -> None
 
 
 @pytest.mark.parametrize("size", [0, 1000, 9 * 1024 * 1024 + 7])
-def test_parallel_gzip_is_one_ordinary_gzip_member(size: int) -> None:
+def test_threaded_gzip_is_an_ordinary_gzip_file(size: int) -> None:
     data = np.random.default_rng(size).integers(0, 4, size, dtype=np.uint8).tobytes()
-    packed = gzip_compress(data, level=1, threads=2)
+    packed = gzip_bytes(data, level=1, threads=2)
     assert gzip.decompress(packed) == data
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # what synnet.imageio's reader uses
     assert inflater.decompress(packed) == data and inflater.eof and not inflater.unused_data

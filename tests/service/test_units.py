@@ -11,7 +11,7 @@ from service.admission import AdmissionGate
 from service.errors import QueueFullError
 from service.results import metric_headers
 from service.routes.synthesize import wants_download
-from service.synthesis import brain_box
+from synnet.inference import brain_box
 from synnet.metrics import MetricReport
 
 

@@ -11,9 +11,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from synnet.evaluation import EvaluationRecord
 from synnet.manifest import ModelManifest
 from training.evaluate import main, run_evaluation
-from training.fitting.config import build_parser, make_config
+from training.fitting.cli import build_parser, make_config
 from training.fitting.run import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")]
@@ -40,9 +41,9 @@ def evaluated(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     return data, tmp / "store", tmp / "report"
 
 
-def test_evaluation_writes_rows_report_figure_and_manifest(evaluated: tuple[Path, Path, Path]) -> None:
+def test_evaluation_writes_rows_report_figure_and_evaluation_file(evaluated: tuple[Path, Path, Path]) -> None:
     data, store, out = evaluated
-    summaries = run_evaluation(data, store, ["tiny"], out, write_manifest=True, command="test")
+    summaries = run_evaluation(data, store, ["tiny"], out, write_evaluation_files=True, command="test")
     rows = list(csv.DictReader((out / "per_case.csv").open()))
     manifest = ModelManifest.load(store / "tiny")
     assert [row["case"] for row in rows] == manifest.training_data.test_cases
@@ -51,13 +52,19 @@ def test_evaluation_writes_rows_report_figure_and_manifest(evaluated: tuple[Path
     for name in ("psnr", "ssim", "psnr_brain", "ssim_brain", "psnr_wt", "ssim_wt", "psnr_et", "ssim_et"):
         assert math.isfinite(float(row[name])), name
     assert -1.0 <= float(row["ssim_et"]) <= 1.0
+    assert row["dataset"] == data.name and math.isfinite(float(row["psnr_brasyn"]))
+    # BraSyn counts the background (SSIM 1 there) into "rest": above our in-brain SSIM by construction
+    assert float(row["ssim_brain"]) < float(row["ssim_brasyn_rest"]) <= 1.0
+    assert -1.0 <= float(row["ssim_brasyn_tumour"]) <= 1.0
     (summary,) = summaries
     assert summary.n_cases == 1
-    metrics = manifest.evaluation["T2"]
+    evaluation = EvaluationRecord.load_if_present(store / "tiny")
+    assert evaluation is not None and ModelManifest.load(store / "tiny") == manifest  # the manifest is untouched
+    metrics = evaluation.targets["T2"]
     assert metrics.psnr == pytest.approx(round(float(row["psnr"]), 4), abs=1e-4)
     assert metrics.ssim_brain == pytest.approx(round(float(row["ssim_brain"]), 4), abs=1e-4)
-    assert manifest.evaluation_data["cases"] == manifest.training_data.test_cases
-    assert "| tiny | T2 | 1 |" in (out / "report.md").read_text()
+    assert evaluation.data["cases"] == manifest.training_data.test_cases
+    assert f"| tiny | {data.name} | T2 | 1 |" in (out / "report.md").read_text()
     assert (out / "figures" / "tiny.png").stat().st_size > 1000
 
 
@@ -66,7 +73,7 @@ def test_rows_already_written_are_reused(evaluated: tuple[Path, Path, Path]) -> 
     out = store.parent / "report_again"
     run_evaluation(data, store, ["tiny"], out, figures=False)
     first = (out / "per_case.csv").read_text()
-    (out / "per_case.csv").write_text(first.replace(first.splitlines()[1].split(",")[3], "99.0", 1))
+    (out / "per_case.csv").write_text(first.replace(first.splitlines()[1].split(",")[4], "99.0", 1))
     run_evaluation(data, store, ["tiny"], out, figures=False)  # the edited row is kept, not recomputed
     assert "99.0" in (out / "per_case.csv").read_text()
 
@@ -75,3 +82,21 @@ def test_cli_names_unknown_models(evaluated: tuple[Path, Path, Path], capsys) ->
     data, store, out = evaluated
     assert main(["--data", str(data), "--store", str(store), "--models", "nope", "--out", str(out)]) == 2
     assert "no model nope" in capsys.readouterr().err
+
+
+def test_another_dataset_gets_its_own_rows_and_stays_out_of_the_evaluation_file(
+    evaluated: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    data, store, _ = evaluated
+    other = tmp_path / "other_pipeline"
+    train_case = ModelManifest.load(store / "tiny").training_data.train_cases[0]
+    shutil.copytree(data / train_case, other / "Case-elsewhere")
+    for path in (other / "Case-elsewhere").iterdir():  # the same images under another case id
+        path.rename(path.with_name(path.name.replace(train_case, "Case-elsewhere")))
+    summaries = run_evaluation(
+        data, store, ["tiny"], tmp_path / "out", figures=False, write_evaluation_files=True, also=[other]
+    )
+    assert [(s.dataset, s.n_cases) for s in summaries] == [(data.name, 1), ("other_pipeline", 1)]
+    assert "| tiny | other_pipeline | T2 | 1 |" in (tmp_path / "out" / "report.md").read_text()
+    evaluation = EvaluationRecord.load_if_present(store / "tiny")
+    assert evaluation is not None and "Case-elsewhere" not in evaluation.data["cases"]

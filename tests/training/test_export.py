@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from synnet.manifest import ModelManifest, sha256_file
+from float_tolerance import assert_close_to_scale
+from synnet.manifest import ModelManifest, model_digest
 from training.export import ExportError, export_torchscript, write_model
 from training.models import create_model
 
@@ -31,10 +32,10 @@ def test_export_reloads_and_matches_eager(tmp_path) -> None:
     model, example = _small_model(), torch.rand(2, 2, 20, 28)
     reloaded = export_torchscript(model, example, tmp_path / "model.pt")
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(example), model(example), atol=1e-5, rtol=0)
+        assert_close_to_scale(reloaded(example), model(example))  # the same ops: no index flip
     other = torch.rand(1, 2, 33, 17)  # any H×W, not only the example's
     with torch.no_grad():
-        torch.testing.assert_close(torch.jit.load(tmp_path / "model.pt")(other), model(other), atol=1e-5, rtol=0)
+        assert_close_to_scale(torch.jit.load(tmp_path / "model.pt")(other), model(other))
 
 
 def test_export_refuses_a_model_that_drifts(tmp_path) -> None:
@@ -58,6 +59,8 @@ def test_write_model_writes_a_manifest_whose_sha256_matches(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no staging folder left
     loaded = ModelManifest.load(folder)
     assert loaded == manifest
-    assert loaded.sha256 == sha256_file(folder / "model.pt")
+    assert loaded.sha256 == model_digest(folder / "model.pt", loaded)
+    edited = loaded.model_copy(update={"src": list(reversed(loaded.src))})  # the digest covers the src order
+    assert model_digest(folder / "model.pt", edited) != loaded.sha256
     assert [m.value for m in loaded.src] == ["T1", "T1c"]
     assert loaded.frameworks["torch"] == torch.__version__

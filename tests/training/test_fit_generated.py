@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.fitting.config import build_parser, make_config
+from training.fitting.cli import build_parser, make_config
 from training.fitting.run import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")]

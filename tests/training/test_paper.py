@@ -7,17 +7,9 @@ from pathlib import Path
 import torch
 
 from training.checkpoint import slim_checkpoint
-from training.paper import (
-    BUNDLED,
-    COMPARISON,
-    PAPER_TABLE3,
-    PAPER_TABLE4,
-    Stores,
-    TrainSettings,
-    fit_command,
-    main,
-    plan,
-)
+from training.paper.__main__ import main
+from training.paper.plan import BUNDLED, COMPARISON, PAPER_TABLE3, PAPER_TABLE4, Stores, plan
+from training.paper.train import TrainSettings, fit_command
 
 
 def test_plan_holds_every_paper_cell_and_ten_bundled_models() -> None:

@@ -9,7 +9,9 @@ import pytest
 
 from synnet.manifest import ModelManifest
 from training.data.errors import DataError
-from training.fitting.config import FitConfig, build_parser, make_config
+from training.fitting.budget import Budget
+from training.fitting.cli import build_parser, make_config
+from training.fitting.config import BudgetConfig, DataConfig, OptimConfig
 from training.fitting.data import choose_split
 from training.fitting.optim import build_scheduler
 from training.fitting.run import run
@@ -37,10 +39,10 @@ def test_time_limit_stops_a_long_run_and_is_recorded(phantom_root: Path, tmp_pat
 def test_cosine_follows_time_when_it_is_further_along() -> None:
     import torch
 
-    config = FitConfig(src=("T1",), dst=("T2",), schedule="cosine", time_limit=10.0, lr=1.0)
+    budget = Budget(BudgetConfig(epochs=1, time_limit=10.0), batches_per_epoch=1000)
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     clock = {"t": 0.0}
-    scheduler = build_scheduler(config, optimizer, total_steps=1000, elapsed=lambda: clock["t"])
+    scheduler = build_scheduler(OptimConfig(schedule="cosine", lr=1.0), optimizer, budget, elapsed=lambda: clock["t"])
     clock["t"] = 5.0  # half the time, 1 step of 1000
     optimizer.step()
     scheduler.step()
@@ -49,7 +51,7 @@ def test_cosine_follows_time_when_it_is_further_along() -> None:
 
 
 def _split(ids: list[str], test: str, val: str = "0"):
-    return choose_split(ids, FitConfig(src=("T1",), dst=("T2",), test_cases=test, val_cases=val))
+    return choose_split(ids, DataConfig(test_cases=test, val_cases=val))
 
 
 def test_explicit_test_ids_absent_from_the_data_are_recorded_as_held_out() -> None:

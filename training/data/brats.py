@@ -240,12 +240,3 @@ def split_cases(case_ids: Sequence[str], n_holdout: int, seed: int = 0) -> tuple
     ranked = sorted(ids, key=lambda case_id: _split_key(case_id, seed))
     held_out = set(ranked[:n_holdout])
     return sorted(i for i in ids if i not in held_out), sorted(held_out)
-
-
-def split_train_val_test(
-    case_ids: Sequence[str], n_val: int, n_test: int, seed: int = 0
-) -> tuple[list[str], list[str], list[str]]:
-    """``(train, val, test)`` by two :func:`split_cases`: test first, then val from the rest."""
-    rest, test = split_cases(case_ids, n_test, seed)
-    train, val = split_cases(rest, n_val, seed)
-    return train, val, test

@@ -65,10 +65,6 @@ class SliceDataset(Dataset[Item]):
     def case_ids(self) -> list[str]:
         return [stack.case_id for stack in self.stacks]
 
-    @property
-    def slice_shape(self) -> tuple[int, int]:
-        return tuple(self.stacks[0].masks.shape[1:])  # type: ignore[return-value]
-
     def set_epoch(self, epoch: int) -> None:
         """Draw other windows in the next epoch (call it like ``DistributedSampler.set_epoch``)."""
         self.epoch = epoch

@@ -18,7 +18,7 @@ from synnet.normalization import IntensityRange, NormalizationParams
 from training.data.brats import BratsCase, find_cases, load_case, split_cases
 from training.data.errors import DataError
 from training.data.slices import SliceStack, extract_slices, reference_ranges
-from training.fitting.config import FitConfig
+from training.fitting.config import DataConfig, FitConfig
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +55,12 @@ class FitData:
     normalization: NormalizationParams
 
 
-def phantom_root(config: FitConfig) -> Path:
+def phantom_root(config: DataConfig) -> Path:
     """The cache folder of the generated cases for this ``--phantom-cases``."""
     return Path(config.phantom_dir) / f"cases{config.phantom_cases}_seed{PHANTOM_SEED}"
 
 
-def ensure_phantoms(config: FitConfig, is_main: bool, barrier: Callable[[], None]) -> Path:
+def ensure_phantoms(config: DataConfig, is_main: bool, barrier: Callable[[], None]) -> Path:
     """Generate the phantom cases once (rank 0) and reuse them on later runs."""
     root = phantom_root(config)
     if is_main and not (root / _COMPLETE_MARKER).exists():
@@ -102,7 +102,7 @@ def _taken_from(case_ids: list[str], spec: str) -> int:
     return len({item.strip() for item in spec.split(",") if item.strip()} & set(case_ids))
 
 
-def choose_split(case_ids: list[str], config: FitConfig) -> Split:
+def choose_split(case_ids: list[str], config: DataConfig) -> Split:
     """Test subjects first, then validation subjects from the rest; at least one left to train on."""
     if not config.val_cases.strip().isdigit():
         _holdout(case_ids, config.val_cases, config.split_seed, "--val-cases")  # reports unknown ids first
@@ -144,16 +144,16 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
         DataError: no cases, missing modalities, mismatched shapes, or an impossible split.
     """
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
-    root = Path(config.data) if config.data else ensure_phantoms(config, is_main, barrier)
+    root = Path(config.data.folder) if config.data.folder else ensure_phantoms(config.data, is_main, barrier)
     cases = {case.case_id: case for case in _usable_cases(root, (*src, *dst))}
-    split = choose_split(sorted(cases), config)
+    split = choose_split(sorted(cases), config.data)
     params = NormalizationParams()
 
     def load(ids: list[str]) -> list[SliceStack]:
         stacks = []
         for case_id in ids:
             loaded = load_case(cases[case_id], (*src, *dst), load_seg=False)
-            stacks.append(extract_slices(loaded, src, dst, params, config.min_brain_fraction))
+            stacks.append(extract_slices(loaded, src, dst, params, config.data.min_brain_fraction))
         return stacks
 
     train, val = load(split.train), load(split.val)
@@ -167,7 +167,7 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
         len(split.test),
     )
     return FitData(
-        source=config.data or PHANTOM_SOURCE,
+        source=config.data.folder or PHANTOM_SOURCE,
         split=split,
         train=train,
         val=val,

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from training.fitting.config import ConfigError, FitConfig
+from training.fitting.budget import Budget
+from training.fitting.config import ConfigError, OptimConfig, RuntimeConfig
 
 
-def build_optimizer(config: FitConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(config: OptimConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's) or Adam, both with ``--weight-decay`` as the L2 penalty."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -29,25 +30,22 @@ def build_optimizer(config: FitConfig, parameters: Iterable[nn.Parameter]) -> to
 
 
 def build_scheduler(
-    config: FitConfig,
+    config: OptimConfig,
     optimizer: torch.optim.Optimizer,
-    total_steps: int,
-    elapsed: Callable[[], float] | None = None,
+    budget: Budget,
+    elapsed: Callable[[], float] = lambda: 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule: constant, or cosine from ``lr`` down to 1 % of it over ``total_steps``.
+    """Per-step schedule: constant, or cosine from ``lr`` down to 1 % of it over the budget.
 
-    With ``--time-limit`` the cosine follows whichever is further along, the steps or the
-    training seconds (``elapsed()``), so a run stopped by its time budget still ends annealed.
+    The cosine follows :meth:`~training.fitting.budget.Budget.progress`: with ``--time-limit``
+    whichever is further along, the steps or the training seconds (``elapsed()``), so a run
+    stopped by its time budget still ends annealed.
     """
     if config.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    total = max(total_steps, 1)
 
     def cosine(step: int) -> float:
-        progress = step / total
-        if config.time_limit and elapsed is not None:
-            progress = max(progress, elapsed() / config.time_limit)
-        progress = min(progress, 1.0)
+        progress = budget.progress(step, elapsed())
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
@@ -76,7 +74,7 @@ class Precision:
         return f"{amp}{', channels_last' if self.channels_last else ''}"
 
 
-def choose_precision(config: FitConfig, device: torch.device) -> Precision:
+def choose_precision(config: RuntimeConfig, device: torch.device) -> Precision:
     """Resolve ``--amp`` and ``--channels-last`` for ``device``; ``auto`` means "only on CUDA"."""
     cuda = device.type == "cuda"
     if config.amp != "off" and config.amp != "auto" and not cuda:

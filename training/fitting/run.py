@@ -23,7 +23,7 @@ from synnet.manifest import ModelManifest
 from synnet.modalities import parse_modalities
 from training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, warm_start
 from training.export import export_checkpoint
-from training.fitting.config import ConfigError, FitConfig, describe
+from training.fitting.config import ConfigError, FitConfig, ModelConfig, describe
 from training.fitting.data import FitData, prepare_data
 from training.fitting.distributed import DistContext, gather_digests, init_distributed, shutdown
 from training.fitting.optim import choose_precision
@@ -52,7 +52,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def loss_kwargs(config: FitConfig) -> dict[str, float]:
+def loss_kwargs(config: ModelConfig) -> dict[str, float]:
     if config.lambdas is None:
         return {}
     return dict(zip(("lambda_l2", "lambda_ssim", "lambda_tv"), config.lambdas, strict=True))
@@ -63,17 +63,17 @@ def static_manifest_fields(
 ) -> dict[str, Any]:
     """Manifest fields that do not change during the run (JSON values, checkpoint-friendly)."""
     return {
-        "version": config.model_version,
+        "version": config.output.model_version,
         "src": list(config.src),
         "dst": list(config.dst),
-        "architecture": {"name": config.arch, "params": {k: v for k, v in architecture.items() if k != "arch"}},
-        "loss": {"name": config.loss, "lambdas": dict(loss.lambdas)},
+        "architecture": {"name": config.model.arch, "params": {k: v for k, v in architecture.items() if k != "arch"}},
+        "loss": {"name": config.model.loss, "lambdas": dict(loss.lambdas)},
         "normalization": data.normalization.model_dump(),
         "output_reference": {m.value: r.model_dump() for m, r in data.output_reference.items()},
         "input": {
             "multiple_of": multiple_of,
             "min_size": max(16, multiple_of),
-            "trained_slice_size": config.slice_size,
+            "trained_slice_size": config.data.slice_size,
         },
         "training_data": {
             "source": data.source,
@@ -116,38 +116,39 @@ def run(config: FitConfig, resume: Checkpoint | None = None, resume_path: str | 
         resume_path: where ``resume`` was read; its folder's ``best.pt`` is carried over when the
             run continues in another ``--run-dir``.
     """
-    context = init_distributed(config.device)
+    context = init_distributed(config.runtime.device)
     try:
         if context.is_main and resume_path is not None:
-            adopt_best(Path(resume_path).parent, Path(config.run_dir))
+            adopt_best(Path(resume_path).parent, Path(config.output.run_dir))
         return _run(config, resume, context)
     finally:
         shutdown(context)
 
 
 def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> FitResult:
-    run_dir = Path(config.run_dir)
+    run_dir = Path(config.output.run_dir)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
-    seed_everything(config.seed)
+    seed_everything(config.runtime.seed)
     data = prepare_data(config, context.is_main, context.barrier)
     if context.is_main:
         logger.info("%s", describe(config))
-    precision = choose_precision(config, context.device)
+    precision = choose_precision(config.runtime, context.device)
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed window size: the autotuned kernels are reused
 
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
-    architecture = model_config(config.arch, len(src), len(dst), features=config.features, depth=config.depth)
-    torch.manual_seed(config.seed)  # identical initial weights on every rank and on every rerun
-    model = create_model(config.arch, len(src), len(dst), features=config.features, depth=config.depth)
-    if config.init and resume is None:
-        warm_start(model, load_checkpoint(config.init)["model"])
+    hyper = {"features": config.model.features, "depth": config.model.depth}
+    architecture = model_config(config.model.arch, len(src), len(dst), **hyper)
+    torch.manual_seed(config.runtime.seed)  # identical initial weights on every rank and on every rerun
+    model = create_model(config.model.arch, len(src), len(dst), **hyper)
+    if config.model.init and resume is None:
+        warm_start(model, load_checkpoint(config.model.init)["model"])
     model.to(context.device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
-    criterion = build_loss(config.loss, **loss_kwargs(config)).to(context.device)
+    criterion = build_loss(config.model.loss, **loss_kwargs(config.model)).to(context.device)
     static = static_manifest_fields(config, data, architecture, criterion, getattr(model, "multiple", 1))
     if context.is_main:
         logger.info("device %s, %s, %d process(es)", context.device, precision.describe(), context.world_size)
@@ -163,21 +164,21 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
     if context.is_main:
         if context.distributed:
             (run_dir / DIGEST_FILE).write_text(json.dumps(digests) + "\n")
-        if config.export:
-            manifest = export_run(run_dir, config)
+        if config.output.export:
+            manifest = export_run(run_dir, config.output.store, config.output.name)
     context.barrier()
     return FitResult(run_dir=run_dir, manifest=manifest, history=trainer.history, digests=digests)
 
 
-def export_run(run_dir: Path, config: FitConfig) -> ModelManifest:
-    """Export the best weights with the final run record (last.pt's manifest fields)."""
+def export_run(run_dir: Path, store: str | Path, name: str) -> ModelManifest:
+    """Export the best weights with the final run record (last.pt's manifest fields) to ``store/name``."""
     final = load_checkpoint(run_dir / LAST)
     final["model"] = load_checkpoint(run_dir / BEST)["model"]
-    manifest = export_checkpoint(final, config.out, config.name)
+    manifest = export_checkpoint(final, store, name)
     metrics = "; ".join(
         f"{m}: PSNR {v.psnr:.2f} dB, SSIM {v.ssim:.3f}" for m, v in manifest.validation.items() if v.psnr is not None
     )
     logger.info(
-        "model %s written to %s%s", manifest.name, Path(config.out) / manifest.name, f" ({metrics})" if metrics else ""
+        "model %s written to %s%s", manifest.name, Path(store) / manifest.name, f" ({metrics})" if metrics else ""
     )
     return manifest

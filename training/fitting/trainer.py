@@ -29,6 +29,7 @@ from synnet.errors import SynnetError
 from training.checkpoint import BEST, LAST, Checkpoint, restore_rng_state, rng_state, save_checkpoint
 from training.data.augment import NO_AUGMENTATION, Augmenter, AugmentParams
 from training.data.dataset import SliceDataset
+from training.fitting.budget import Budget
 from training.fitting.config import FitConfig
 from training.fitting.data import FitData
 from training.fitting.distributed import DistContext, broadcast_buffers
@@ -68,31 +69,31 @@ class Trainer:
         self.config, self.context, self.data = config, context, data
         self.model, self.criterion, self.precision = model, criterion, precision
         self.static_meta = static_meta
-        self.run_dir = Path(config.run_dir)
-        params = AugmentParams(True, config.max_rotation, config.max_scale) if config.augment else NO_AUGMENTATION
-        self.augmenter = Augmenter(params, config.slice_size)
-        self.train_set = SliceDataset(data.train, window=self.augmenter.window, seed=config.seed)
+        self.run_dir = Path(config.output.run_dir)
+        seed, batch_size, workers = config.runtime.seed, config.optim.batch_size, config.runtime.workers
+        windows = config.data
+        params = AugmentParams(True, windows.max_rotation, windows.max_scale) if windows.augment else NO_AUGMENTATION
+        self.augmenter = Augmenter(params, windows.slice_size)
+        self.train_set = SliceDataset(data.train, window=self.augmenter.window, seed=seed)
         self.sampler = DistributedSampler(
-            self.train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.seed
+            self.train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed
         )
         cuda = context.device.type == "cuda"
         self.loader = DataLoader(
             self.train_set,
-            batch_size=config.batch_size,
+            batch_size=batch_size,
             sampler=self.sampler,
-            num_workers=config.workers,
+            num_workers=workers,
             # a last batch of one slice would make BatchNorm statistics meaningless
-            drop_last=len(self.sampler) >= config.batch_size,
+            drop_last=len(self.sampler) >= batch_size,
             pin_memory=cuda,
-            persistent_workers=config.workers > 0,
+            persistent_workers=workers > 0,
         )
-        self.steps_per_epoch = min(len(self.loader), config.steps_per_epoch or len(self.loader))
-        total = config.epochs * self.steps_per_epoch
-        self.total_steps = min(total, config.max_steps) if config.max_steps else total
-        self.optimizer = build_optimizer(config, model.parameters())
+        self.budget = Budget(config.budget, len(self.loader))
+        self.optimizer = build_optimizer(config.optim, model.parameters())
         self.train_seconds = 0.0  # time spent in optimizer steps, the clock of --time-limit
         self._step_started = time.perf_counter()
-        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps, self._elapsed_in_step)
+        self.scheduler = build_scheduler(config.optim, self.optimizer, self.budget, self._elapsed_in_step)
         self.scaler = torch.amp.GradScaler(context.device.type, enabled=precision.needs_scaler)
         device_ids = [context.device.index] if cuda else None
         self.network = DistributedDataParallel(model, device_ids=device_ids) if context.distributed else model
@@ -101,31 +102,32 @@ class Trainer:
         self.best: dict[str, Any] = {"val_loss": None, "epoch": None, "metrics": {}}
         self.history: list[dict[str, Any]] = []
 
-    @property
-    def out_of_time(self) -> bool:
-        return self.config.time_limit is not None and self.train_seconds >= self.config.time_limit
+    def stop_reason(self) -> str | None:
+        """The budget's verdict on the run so far (None: go on), the same on every process.
 
-    @property
-    def finished(self) -> bool:
-        return (
-            self.epoch >= self.config.epochs
-            or (self.config.max_steps is not None and self.step >= self.config.max_steps)
-            or self.out_of_time
-        )
+        Epochs and steps are counted alike everywhere, but each process times its own steps:
+        under DDP with ``--time-limit`` rank 0's verdict is broadcast, so that all stop together.
+        """
+        reason = self.budget.stop_reason(self.epoch, self.step, self.train_seconds)
+        if not (self.context.distributed and self.budget.uses_clock):
+            return reason
+        flag = torch.tensor([float(reason is not None)], device=self.context.device)
+        torch.distributed.broadcast(flag, src=0)
+        return (reason or "rank 0 is out of time") if flag.item() else None
 
     def fit(self) -> None:
-        """Train until ``--epochs`` or ``--max-steps``; validate and checkpoint after every epoch."""
+        """Train until the budget is spent; validate and checkpoint after every epoch."""
         if self.context.is_main:
             logger.info(
                 "training: %d slices, %d steps per epoch (batch %d × %d process%s), %d steps in total",
                 len(self.train_set),
-                self.steps_per_epoch,
-                self.config.batch_size,
+                self.budget.steps_per_epoch,
+                self.config.optim.batch_size,
                 self.context.world_size,
                 "es" if self.context.distributed else "",
-                self.total_steps,
+                self.budget.total_steps,
             )
-        while not self.finished:
+        while (reason := self.stop_reason()) is None:
             started = time.perf_counter()
             train_loss = self.train_epoch()
             broadcast_buffers(self.context, self.model)
@@ -135,18 +137,18 @@ class Trainer:
             if self.context.is_main:
                 self.save(improved)
             self.context.barrier()
+        if self.context.is_main:
+            seconds = self.train_seconds
+            logger.info("training stopped: %s (epoch %d, step %d, %.0f s)", reason, self.epoch, self.step, seconds)
 
     def train_epoch(self) -> float:
         """One pass (or ``--steps-per-epoch`` steps) over the training windows; the mean loss."""
         self.sampler.set_epoch(self.epoch)
         self.train_set.set_epoch(self.epoch)
         self.network.train()
-        remaining = self.steps_per_epoch
-        if self.config.max_steps is not None:
-            remaining = min(remaining, self.config.max_steps - self.step)
         bar = tqdm(
-            total=remaining,
-            desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+            total=min(self.budget.steps_per_epoch, max(self.budget.total_steps - self.step, 0)),
+            desc=f"epoch {self.epoch + 1}/{self.config.budget.epochs}",
             unit="step",
             disable=not self.context.is_main,
             leave=False,
@@ -156,7 +158,7 @@ class Trainer:
         )
         total, count = 0.0, 0
         for index, (sources, targets, mask) in enumerate(self.loader):
-            if index >= remaining or self._stop_for_time():
+            if index >= self.budget.steps_per_epoch or self.stop_reason() is not None:
                 break
             self._step_started = time.perf_counter()
             total += self.train_step(sources, targets, mask, self._augment_generator(index))
@@ -171,16 +173,9 @@ class Trainer:
         """Training seconds including the step under way (the schedule is stepped inside it)."""
         return self.train_seconds + (time.perf_counter() - self._step_started)
 
-    def _stop_for_time(self) -> bool:
-        """True once ``--time-limit`` is spent; under DDP rank 0 decides so every rank stops together."""
-        if self.config.time_limit is None or not self.context.distributed:
-            return self.out_of_time
-        flag = torch.tensor([float(self.out_of_time)], device=self.context.device)
-        torch.distributed.broadcast(flag, src=0)
-        return bool(flag.item())
-
     def _augment_generator(self, index: int) -> torch.Generator:
-        seed = np.random.SeedSequence([self.config.seed, self.context.rank, self.epoch, index]).generate_state(1)[0]
+        entropy = [self.config.runtime.seed, self.context.rank, self.epoch, index]
+        seed = np.random.SeedSequence(entropy).generate_state(1)[0]
         return torch.Generator().manual_seed(int(seed))
 
     def train_step(
@@ -195,7 +190,7 @@ class Trainer:
         with self.precision.autocast():
             pred = self.network(sources)
         # the loss runs in fp32: SSIM's variances cancel catastrophically in half precision
-        loss = self.criterion(pred.float(), targets, mask[:, None] if self.config.mask_loss else None)
+        loss = self.criterion(pred.float(), targets, mask[:, None] if self.config.model.mask_loss else None)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -206,7 +201,7 @@ class Trainer:
         if not math.isfinite(value):
             raise TrainingDivergedError(
                 f"the loss became {value} at step {self.step}; "
-                f"lower --lr (now {self.config.lr}) or try --optimizer adam"
+                f"lower --lr (now {self.config.optim.lr}) or try --optimizer adam"
             )
         return value
 
@@ -216,11 +211,11 @@ class Trainer:
             self.data.val,
             self.criterion,
             self.context.device,
-            self.config.batch_size,
+            self.config.optim.batch_size,
             autocast=self.precision.autocast,
             channels_last=self.precision.channels_last,
-            mask_loss=self.config.mask_loss,
-            max_slices=self.config.val_max_slices,
+            mask_loss=self.config.model.mask_loss,
+            max_slices=self.config.data.val_max_slices,
         )
 
     def _record(self, train_loss: float, result: ValidationResult | None, seconds: float) -> bool:
@@ -250,7 +245,7 @@ class Trainer:
             logger.info(
                 "epoch %d/%d  train_loss %.4g  %s  (%.0f s)%s",
                 self.epoch,
-                self.config.epochs,
+                self.config.budget.epochs,
                 train_loss,
                 summary,
                 seconds,
@@ -265,7 +260,7 @@ class Trainer:
             "epochs_completed": self.epoch,
             "steps": self.step,
             "train_seconds": round(self.train_seconds, 1),
-            "samples_seen": self.step * self.config.batch_size * self.context.world_size,
+            "samples_seen": self.step * self.config.optim.batch_size * self.context.world_size,
             "best_epoch": self.best["epoch"],
             "best_val_loss": self.best["val_loss"],
             "world_size": self.context.world_size,

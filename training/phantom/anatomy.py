@@ -6,7 +6,7 @@ behind ``nilearn.datasets.load_mni152_template`` and friends); they are read fro
 so nothing is downloaded. The T1 template is brain-extracted, and its
 nonzero voxels are the brain mask; CSF is what the mask holds beyond grey and white matter.
 
-The maps stay on the template grid. :func:`template_index` says where a BraTS voxel falls in it:
+The maps stay on the template grid. :func:`brats_index` says where a template voxel falls in a BraTS volume:
 BraTS volumes (240 x 240 x 155, affine diag(-1, -1, 1)) run right-to-left and anterior-to-
 posterior, the template left-to-right and posterior-to-anterior, so x and y are flipped, and the
 brain is centred where it sits in real BraTS volumes (brain at x 48-192, y 40-220, z 0-142;
@@ -44,7 +44,6 @@ BRATS_FROM_TEMPLATE_FLIP = np.diag([-1.0, -1.0, 1.0])
 
 # Channels of Template.maps.
 CSF, GM, WM, MASK = 0, 1, 2, 3
-CHANNELS = ("csf", "gm", "wm", "mask")
 
 
 @dataclass(frozen=True)
@@ -114,19 +113,16 @@ def _tumour_sites(mask: np.ndarray, wm: np.ndarray, step: int = 4) -> np.ndarray
     return sites.astype(np.float64)
 
 
-def template_index(brats_index: np.ndarray, linear: np.ndarray | None = None) -> np.ndarray:
-    """Map BraTS voxel coordinates (..., 3) to template voxel coordinates (..., 3).
+def brats_index(template_idx: np.ndarray, linear: np.ndarray | None = None) -> np.ndarray:
+    """Map template voxel coordinates (..., 3) to BraTS voxel coordinates (..., 3) in the 240 x 240 x 155 grid.
+
+    BraTS voxel ``b`` samples template voxel ``(b - BRATS_CENTRE) @ M.T + TEMPLATE_CENTRE`` with
+    ``M = BRATS_FROM_TEMPLATE_FLIP @ linear`` (see :mod:`training.phantom.generate`); this is its inverse.
 
     Args:
-        brats_index: (..., 3) voxel coordinates in the 240 x 240 x 155 grid.
-        linear: optional (3, 3) matrix applied about the brain centre in BraTS space first
+        template_idx: (..., 3) voxel coordinates on the template grid.
+        linear: optional (3, 3) matrix applied about the brain centre in BraTS space
             (a random rotation and scaling of the head).
     """
-    matrix = BRATS_FROM_TEMPLATE_FLIP if linear is None else BRATS_FROM_TEMPLATE_FLIP @ linear
-    return (np.asarray(brats_index) - BRATS_CENTRE) @ matrix.T + TEMPLATE_CENTRE
-
-
-def brats_index(template_idx: np.ndarray, linear: np.ndarray | None = None) -> np.ndarray:
-    """Inverse of :func:`template_index`."""
     matrix = BRATS_FROM_TEMPLATE_FLIP if linear is None else BRATS_FROM_TEMPLATE_FLIP @ linear
     return (np.asarray(template_idx) - TEMPLATE_CENTRE) @ np.linalg.inv(matrix).T + BRATS_CENTRE

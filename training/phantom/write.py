@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from synnet.imageio import save_nifti
 from synnet.modalities import Modality
 from training.phantom.generate import generate_case
 
@@ -33,7 +34,7 @@ def _save(array: np.ndarray, affine: np.ndarray, path: Path, description: str) -
     image.header.set_qform(affine, code=1)
     image.header.set_sform(affine, code=1)
     image.header["descrip"] = description.encode()[:79]
-    nib.save(image, path)
+    save_nifti(image, path)
 
 
 def write_case(case: dict, folder: str | Path, case_id: str) -> Path:

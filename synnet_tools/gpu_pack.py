@@ -14,8 +14,8 @@ always reads the original files: this format is for training only.
 
 Usage::
 
-    python -m training.data.pack pack --data ../shared/data/brats18 --cases ID,ID --out cases.pack
-    python -m training.data.pack unpack cases.pack --out data/brats18
+    python -m synnet_tools.gpu_pack pack --data ../shared/data/brats18 --cases ID,ID --out cases.pack
+    python -m synnet_tools.gpu_pack unpack cases.pack --out data/brats18
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def unpack(packed: Path, out_root: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.data.pack", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m synnet_tools.gpu_pack", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
     packer = verbs.add_parser("pack", help="pack cases of a BraTS folder")
     packer.add_argument("--data", type=Path, required=True)

@@ -1,4 +1,4 @@
-"""training.data.pack: a packed and unpacked case normalizes to within one 7-bit step of the original."""
+"""synnet_tools.gpu_pack: a packed and unpacked case normalizes to within one 7-bit step of the original."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, normalize
+from synnet_tools.gpu_pack import LEVELS, main
 from training.data.brats import find_cases, load_case
-from training.data.pack import LEVELS, main
 
 
 def test_pack_round_trip_keeps_model_space_within_one_step(phantom_root: Path, tmp_path: Path) -> None:

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from synnet.manifest import ModelManifest
-from training.paper import (
-    ARCH_LABELS,
+from training.paper.plan import (
     BUNDLED,
+    BUNDLED_EXAMPLE,
     COMPARISON,
-    LOSS_LABELS,
     MIMO,
     MISO,
     PAPER_TABLE3,
@@ -31,6 +30,9 @@ from training.paper import (
     PlannedRun,
     plan,
 )
+
+ARCH_LABELS = {"cnn": "CM-1 CNN", "deconvnet": "CM-2 Deconv-net", "unet": "CM-3 U-Net", "synnet": "SynNet"}
+LOSS_LABELS = {"l2": "L2", "wl2": "weighted L2", "joint": "joint"}
 
 Scores = dict[str, float]
 
@@ -217,6 +219,15 @@ def write_results(
     out.write_text("\n".join(lines))
 
 
+def report(
+    comparison_summary: Path, bundled_summary: Path, comparison_store: Path, bundled_store: Path, out: Path
+) -> None:
+    """Write ``out`` with the preamble stating the split recorded in the bundled example's manifest."""
+    split = ModelManifest.load(bundled_store / BUNDLED_EXAMPLE).training_data
+    preface = preamble(split.train_cases, split.test_cases)
+    write_results(comparison_summary, bundled_summary, comparison_store, bundled_store, out, preface)
+
+
 def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]:
     """How the numbers below were made: split, budget, commands, and how to read the metrics."""
     return [
@@ -238,12 +249,12 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "steps (15–36 epochs) for the bundled models "
         "(the *steps / time* column). The paper trained with SGD 'till convergence'; ours are short runs, "
         "so absolute numbers are lower-bounds of what the architectures can do.",
-        "- The training cases travelled to the GPU as `python -m training.data.pack` files: 7 bits per voxel "
+        "- The training cases travelled to the GPU as `python -m synnet_tools.gpu_pack` files: 7 bits per voxel "
         "of model space (quantization noise 0.002, below the scans' own). Evaluation reads the original files.",
         "",
         "```bash",
         "# here: pack the 12 training cases and the wheels the GPU machine lacks into .gpu/",
-        "python -m training.data.pack pack --data ../shared/data/brats18 --cases <the 12 ids> \\",
+        "python -m synnet_tools.gpu_pack pack --data ../shared/data/brats18 --cases <the 12 ids> \\",
         "    --out .gpu/brats18_train.pack",
         "# on the GPU machine (scripts/paper_on_gpu.sh runs training.paper train with these budgets)",
         "bash scripts/paper_on_gpu.sh 50 180",

@@ -1,6 +1,6 @@
 """Draw the edge weights ω of the joint loss for a real T1 and T2 slice (the paper's Fig. 3).
 
-    python -m training.figures.edge_weights --data /path/to/brats18 [--case ID] [--slice Z]
+    python -m synnet_tools.figures.edge_weights --data /path/to/brats18 [--case ID] [--slice Z]
 
 Each volume is normalized to model space like the training targets (brain mask = union of the
 nonzero voxels of both images, :func:`synnet.normalization.normalize`), one axial slice is taken

@@ -14,7 +14,7 @@ map back with ``output_reference``); docs/deployment.md shows how.
 
 CLI::
 
-    python -m training.triton --store model_store --out triton_models
+    python -m synnet_tools.triton --store model_store --out triton_models
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from synnet.errors import SynnetError
-from synnet.manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest, sha256_file
+from synnet.manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest
 from synnet.modalities import format_modalities
+from synnet.store import StoreError, read_manifest, staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +107,10 @@ def _tensor_block(kind: str, name: str, channels: int) -> str:
 def write_triton_model(model_dir: str | Path, out_dir: str | Path, symlink: bool = False, **config: Any) -> Path:
     """Write one model of a store into the Triton repository ``out_dir``; returns its folder.
 
-    The model file is checked against the manifest's sha256 first, as the service does. The new
-    folder is assembled beside its destination and renamed into place, so a Triton server polling
-    the repository never loads half a model.
+    The model file and manifest are checked against the manifest's digest first, as the service
+    does (:func:`synnet.store.read_manifest`). The new folder is assembled beside its destination
+    and renamed into place (:func:`synnet.store.staged_folder`), so a Triton server polling the
+    repository never loads half a model.
 
     Args:
         model_dir: ``<store>/<name>`` holding ``manifest.json`` and the TorchScript file.
@@ -121,18 +122,12 @@ def write_triton_model(model_dir: str | Path, out_dir: str | Path, symlink: bool
         TritonExportError: the model file is missing or does not match its manifest.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    manifest = ModelManifest.load(model_dir)
-    model_file = model_dir / (manifest.model_file or MODEL_FILE)
-    if not model_file.is_file():
-        raise TritonExportError(f"{model_dir}: model file {model_file.name} is missing")
-    digest = sha256_file(model_file)
-    if digest != manifest.sha256:
-        raise TritonExportError(f"{model_file}: sha256 {digest} does not match the manifest's {manifest.sha256}")
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / manifest.name
-    staging = Path(tempfile.mkdtemp(prefix=f".{manifest.name}.", dir=out_dir))
     try:
+        manifest = read_manifest(model_dir)
+    except StoreError as error:
+        raise TritonExportError(f"{model_dir}: {error}") from None
+    model_file = model_dir / manifest.model_file
+    with staged_folder(out_dir, manifest.name) as staging:
         (staging / "config.pbtxt").write_text(config_pbtxt(manifest, **config))
         shutil.copyfile(model_dir / MANIFEST_FILE, staging / MANIFEST_FILE)
         version_dir = staging / str(triton_version(manifest))
@@ -142,12 +137,7 @@ def write_triton_model(model_dir: str | Path, out_dir: str | Path, symlink: bool
             os.symlink(model_file.resolve(), version_dir / MODEL_FILE)
         else:
             shutil.copyfile(model_file, version_dir / MODEL_FILE)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    target = out_dir / manifest.name
     logger.info("%s -> %s (%s -> %s)", model_dir, target, *map(format_modalities, manifest.config_key))
     return target
 
@@ -181,9 +171,9 @@ def write_triton_repository(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.triton --store model_store --out DIR``."""
+    """``python -m synnet_tools.triton --store model_store --out DIR``."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.triton",
+        prog="python -m synnet_tools.triton",
         description="Write a Triton Inference Server model repository (config.pbtxt + <version>/model.pt) "
         "for the models of a synnet model store.",
     )

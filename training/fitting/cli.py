@@ -1,0 +1,314 @@
+"""The ``python -m training.fit`` command line: argparse groups, their checks, and the resume rules.
+
+:class:`~training.fitting.config.FitConfig` is the single source of defaults: the parser leaves
+every option it was not given out of the namespace (``argument_default=SUPPRESS``), so the code
+knows which flags the user actually wrote. That matters for ``--resume``: a resumed run takes its
+settings from the checkpoint, accepts new values only for what may change between sessions
+(``--epochs``, ``--device``, ...) and refuses a flag that would silently make it a different run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from synnet.modalities import check_disjoint, parse_modalities
+from training.fitting.config import ConfigError, FitConfig, default_name
+from training.losses import list_losses
+from training.models import list_models
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MIN_SLICE_SIZE = 16
+
+# What a resumed run may change (option names); everything else must match the checkpoint.
+# ``data``/``phantom_dir`` may move between sessions; the run checks that the split is unchanged.
+RESUMABLE = frozenset(
+    {
+        "data",
+        "phantom_dir",
+        "epochs",
+        "max_steps",
+        "time_limit",
+        "steps_per_epoch",
+        "device",
+        "amp",
+        "channels_last",
+        "workers",
+        "out",
+        "name",
+        "model_version",
+        "export",
+        "val_max_slices",
+        "run_dir",
+    }
+)
+DEFAULTS = FitConfig().to_json()
+
+
+def _default(name: str) -> str:
+    value = DEFAULTS[name]
+    return "none" if value in (None, "") else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m training.fit`` parser; options it was not given stay out of the namespace."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.fit",
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a network that synthesizes the --dst MR contrasts from the --src ones, then export\n"
+        "it as verified, frozen TorchScript plus manifest.json to <out>/<name>/. Checkpoints (last.pt,\n"
+        "best.pt by validation loss), the log and the settings go to --run-dir.",
+        epilog="examples:\n"
+        "  python -m training.fit --src T1 --dst T2 --epochs 2             # generated phantom data\n"
+        "  python -m training.fit --src T1,T1c --dst T2,FLAIR --data ../shared/data/brats18 --test-cases 4\n"
+        "  python -m training.fit --resume runs/synnet_t1_to_t2/last.pt --epochs 40   # continue a run\n"
+        "  torchrun --nproc_per_node=2 -m training.fit --src T1 --dst T2           # DistributedDataParallel\n"
+        "\nModalities: T1, T1c, T2, FLAIR (aliases t1ce, t1n, t2w, t2f, flair... case-insensitive).",
+    )
+    what = parser.add_argument_group("what to synthesize")
+    what.add_argument(
+        "--src", help="source modalities, comma-separated, in channel order (e.g. T1,T1c); required unless --resume"
+    )
+    what.add_argument("--dst", help="target modalities, comma-separated, disjoint from --src (e.g. T2)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data", metavar="DIR", help="BraTS folder, one sub-folder per case (default: generated phantoms)"
+    )
+    data.add_argument(
+        "--phantom-cases",
+        type=int,
+        metavar="N",
+        help=f"phantom cases to generate without --data (default: {_default('phantom_cases')})",
+    )
+    data.add_argument(
+        "--phantom-dir", metavar="DIR", help=f"cache folder of generated phantoms (default: {_default('phantom_dir')})"
+    )
+    data.add_argument(
+        "--val-cases",
+        metavar="N|IDS",
+        help=f"validation subjects: a count or comma-separated case ids (default: {_default('val_cases')})",
+    )
+    data.add_argument(
+        "--test-cases",
+        metavar="N|IDS",
+        help="test subjects held out entirely and recorded in the manifest: a count or case ids "
+        f"(default: {_default('test_cases')})",
+    )
+    data.add_argument(
+        "--split-seed",
+        type=int,
+        metavar="N",
+        help=f"seed of the subject split; same seed and cases, same split (default: {_default('split_seed')})",
+    )
+    data.add_argument(
+        "--min-brain-fraction",
+        type=float,
+        metavar="F",
+        help=f"skip axial slices with less brain than this (default: {_default('min_brain_fraction')})",
+    )
+    data.add_argument(
+        "--val-max-slices",
+        type=int,
+        metavar="N",
+        help="validate on at most N evenly spaced slices per case (default: all)",
+    )
+
+    data.add_argument(
+        "--slice-size",
+        type=int,
+        metavar="N",
+        help=f"side of the random training windows around the brain (default: {_default('slice_size')})",
+    )
+
+    augment = parser.add_argument_group("augmentation (identical for sources, targets and mask)")
+    augment.add_argument("--no-augment", dest="augment", action="store_false", help="no flips, rotations or scaling")
+    augment.add_argument(
+        "--max-rotation",
+        type=float,
+        metavar="DEG",
+        help=f"rotations within ±DEG degrees (default: {_default('max_rotation')})",
+    )
+    augment.add_argument(
+        "--max-scale", type=float, metavar="F", help=f"zoom within 1±F (default: {_default('max_scale')})"
+    )
+
+    model = parser.add_argument_group("model and loss")
+    model.add_argument("--arch", choices=list_models(), help=f"network (default: {_default('arch')})")
+    model.add_argument(
+        "--features", type=int, metavar="N", help=f"feature maps per layer (default: {_default('features')})"
+    )
+    model.add_argument("--depth", type=int, metavar="N", help=f"pooling levels (default: {_default('depth')})")
+    model.add_argument("--loss", choices=list_losses(), help=f"training loss (default: {_default('loss')})")
+    model.add_argument(
+        "--lambdas", metavar="L1,L2,L3", help="joint loss weights of wL2, wSSIM, TV (default: the paper's 10,5,0.5)"
+    )
+    model.add_argument("--mask-loss", action="store_true", help="compute the loss inside the brain only")
+    model.add_argument(
+        "--init", metavar="CKPT", help="warm start: initialize the weights that fit from another run's checkpoint"
+    )
+
+    optim = parser.add_argument_group("optimization")
+    optim.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam"),
+        help=f"sgd: with momentum, as in the paper (default: {_default('optimizer')})",
+    )
+    optim.add_argument("--lr", type=float, metavar="X", help=f"learning rate (default: {_default('lr')})")
+    optim.add_argument("--momentum", type=float, metavar="X", help=f"SGD momentum (default: {_default('momentum')})")
+    optim.add_argument(
+        "--weight-decay",
+        type=float,
+        metavar="X",
+        help=f"L2 weight penalty, the paper's λ4 (default: {_default('weight_decay')})",
+    )
+    optim.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        help=f"learning-rate schedule over all steps (default: {_default('schedule')})",
+    )
+    optim.add_argument(
+        "--batch-size", type=int, metavar="N", help=f"slices per step and process (default: {_default('batch_size')})"
+    )
+
+    budget = parser.add_argument_group("budget (training stops at whichever limit comes first)")
+    budget.add_argument(
+        "--epochs", type=int, metavar="N", help=f"passes over the training slices (default: {_default('epochs')})"
+    )
+    budget.add_argument(
+        "--steps-per-epoch", type=int, metavar="N", help="cap on optimizer steps per epoch (default: one pass)"
+    )
+    budget.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps in total")
+    budget.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop training after this many seconds of optimizer steps (data loading not counted); "
+        "with --schedule cosine the decay follows whichever of steps or time is further along",
+    )
+
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--seed", type=int, metavar="N", help=f"seed of weights, windows and augmentation (default: {_default('seed')})"
+    )
+    run.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help=f"(default: {_default('device')}: cuda when available)"
+    )
+    run.add_argument(
+        "--amp",
+        choices=("auto", "off", "bf16", "fp16"),
+        help="mixed precision, CUDA only (default: auto = bf16 where supported, else fp16)",
+    )
+    run.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        help="channels_last memory format (default: auto = on CUDA only; it is slower on CPU)",
+    )
+    run.add_argument(
+        "--workers", type=int, metavar="N", help=f"DataLoader worker processes (default: {_default('workers')})"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="continue a run exactly from its checkpoint (runs/<name>/last.pt), with its settings; "
+        "only --epochs, --max-steps, --device and other session options may change",
+    )
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help=f"model store (default: {_default('out')})")
+    out.add_argument("--name", help="model name (default: <arch>_<src>_to_<dst>, e.g. synnet_t1-t1c_to_t2)")
+    out.add_argument(
+        "--model-version", metavar="V", help=f"version recorded in the manifest (default: {_default('model_version')})"
+    )
+    out.add_argument("--run-dir", metavar="DIR", help="checkpoints, log and history (default: runs/<name>)")
+    out.add_argument(
+        "--no-export", dest="export", action="store_false", help="train only; export later with training.export"
+    )
+    return parser
+
+
+def _parse_lambdas(text: str | tuple[float, ...]) -> tuple[float, ...]:
+    if isinstance(text, tuple):
+        return text
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--lambdas must be three numbers like 10,5,0.5, got {text!r}") from None
+    if len(values) != 3 or any(v < 0 for v in values):
+        raise ConfigError(f"--lambdas must be three non-negative numbers (wL2, wSSIM, TV), got {text!r}")
+    return values
+
+
+def make_config(given: dict[str, Any], base: FitConfig | None = None) -> FitConfig:
+    """Apply the explicitly given options (flat names, as parsed) to ``base`` (the defaults, or a resumed run's).
+
+    Raises:
+        ConfigError / UnknownModalityError / SynnetError: a value that cannot work, naming it.
+    """
+    given = {k: v for k, v in given.items() if k != "resume"}
+    if base is None:
+        return _checked(FitConfig().with_options(**given))
+    requested, saved = _checked(base.with_options(**given)).to_json(), base.to_json()
+    changed = sorted(k for k in given if k not in RESUMABLE and requested[k] != saved[k])
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise ConfigError(
+            f"{flags} differ from the resumed run's settings; a resumed run keeps them "
+            "(start a new run with --init CKPT to change them)"
+        )
+    return _checked(base.with_options(**{k: v for k, v in given.items() if k in RESUMABLE}))
+
+
+def _checked(config: FitConfig) -> FitConfig:
+    """``config`` with canonical modality names, parsed ``--lambdas``, name and run folder; or ConfigError."""
+    if not config.src or not config.dst:
+        raise ConfigError("--src and --dst are required (e.g. --src T1,T1c --dst T2)")
+    src, dst = parse_modalities(config.src), parse_modalities(config.dst)
+    check_disjoint(src, dst)
+    data, model, optim, budget = config.data, config.model, config.optim, config.budget
+    lambdas = _parse_lambdas(model.lambdas) if model.lambdas is not None else None
+    if lambdas is not None and model.loss != "joint":
+        raise ConfigError(f"--lambdas applies to --loss joint only, not {model.loss}")
+    positive = {
+        "epochs": budget.epochs,
+        "batch_size": optim.batch_size,
+        "features": model.features,
+        "depth": model.depth,
+        "phantom_cases": data.phantom_cases,
+        "steps_per_epoch": budget.steps_per_epoch,
+        "max_steps": budget.max_steps,
+        "val_max_slices": data.val_max_slices,
+    }
+    for key, value in positive.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    if budget.time_limit is not None and budget.time_limit <= 0:
+        raise ConfigError(f"--time-limit must be positive, got {budget.time_limit}")
+    if data.slice_size < MIN_SLICE_SIZE:
+        raise ConfigError(f"--slice-size must be at least {MIN_SLICE_SIZE}, got {data.slice_size}")
+    if optim.lr <= 0 or optim.weight_decay < 0 or not 0 <= optim.momentum < 1:
+        raise ConfigError(
+            f"need --lr > 0, --weight-decay >= 0 and 0 <= --momentum < 1; got lr={optim.lr}, "
+            f"weight_decay={optim.weight_decay}, momentum={optim.momentum}"
+        )
+    if not 0 <= data.max_rotation <= 45 or not 0 <= data.max_scale < 0.5:
+        raise ConfigError(
+            f"need 0 <= --max-rotation <= 45 and 0 <= --max-scale < 0.5, got {data.max_rotation}, {data.max_scale}"
+        )
+    if not 0 <= data.min_brain_fraction <= 1:
+        raise ConfigError(f"--min-brain-fraction must be in [0, 1], got {data.min_brain_fraction}")
+    if config.runtime.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {config.runtime.workers}")
+    canonical = (tuple(m.value for m in src), tuple(m.value for m in dst))
+    name = config.output.name or default_name(model.arch, *canonical)
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"--name {name!r} must be letters, digits, '_', '-' or '.', starting with a letter or digit")
+    return config.with_options(
+        src=canonical[0],
+        dst=canonical[1],
+        lambdas=lambdas,
+        name=name,
+        run_dir=config.output.run_dir or f"runs/{name}",
+    )

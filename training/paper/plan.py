@@ -1,0 +1,123 @@
+"""The runs that reproduce the paper, the paper's own numbers, and where each run is exported.
+
+The plan (:func:`plan`):
+
+* Table 3 of the paper: CM-1 (cnn), CM-2 (deconvnet), CM-3 (unet) and SynNet, L2 loss,
+  for T1→T2 and T2→T1.
+* Table 4: SynNet with L2, weighted L2 and the joint loss for the SISO, MISO and MIMO
+  configurations of the paper (the SynNet/L2/SISO runs are shared with Table 3).
+* The bundled models: the paper's six configurations and the four "three to the missing one"
+  models, SynNet with the joint loss, trained longer, exported to ``model_store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.fitting.config import default_name
+
+SISO = (("T1",), ("T2",)), (("T2",), ("T1",))
+MISO = (("T1", "T1c"), ("T2",)), (("T2", "FLAIR"), ("T1",))
+MIMO = (("T1", "T1c"), ("T2", "FLAIR")), (("T2", "FLAIR"), ("T1", "T1c"))
+THREE_TO_ONE = (
+    (("T1", "T1c", "T2"), ("FLAIR",)),
+    (("T1", "T1c", "FLAIR"), ("T2",)),
+    (("T1", "T2", "FLAIR"), ("T1c",)),
+    (("T1c", "T2", "FLAIR"), ("T1",)),
+)
+TABLE3_ARCHS = ("cnn", "deconvnet", "unet", "synnet")
+TABLE4_LOSSES = ("l2", "wl2", "joint")
+BUNDLED_LOSS = "joint"
+BUNDLED_EXAMPLE = "synnet_t1_to_t2"  # whose manifest states the split in the report
+COMPARISON, BUNDLED = "comparison", "bundled"
+
+# The paper's Tables 3 and 4 (PSNR dB, SSIM), keyed by (arch or loss, src, dst, target).
+PAPER_TABLE3 = {
+    ("cnn", "T1", "T2", "T2"): (13.89, 0.63), ("cnn", "T2", "T1", "T1"): (15.82, 0.74),
+    ("deconvnet", "T1", "T2", "T2"): (19.93, 0.54), ("deconvnet", "T2", "T1", "T1"): (17.95, 0.54),
+    ("unet", "T1", "T2", "T2"): (16.45, 0.52), ("unet", "T2", "T1", "T1"): (18.93, 0.50),
+    ("synnet", "T1", "T2", "T2"): (20.75, 0.65), ("synnet", "T2", "T1", "T1"): (19.80, 0.64),
+}  # fmt: skip
+PAPER_TABLE4 = {
+    ("l2", "T1", "T2", "T2"): (20.75, 0.65), ("l2", "T2", "T1", "T1"): (19.80, 0.64),
+    ("wl2", "T1", "T2", "T2"): (21.80, 0.77), ("wl2", "T2", "T1", "T1"): (20.61, 0.69),
+    ("joint", "T1", "T2", "T2"): (22.80, 0.86), ("joint", "T2", "T1", "T1"): (21.65, 0.70),
+    ("l2", "T1,T1c", "T2", "T2"): (20.44, 0.71), ("l2", "T2,FLAIR", "T1", "T1"): (18.91, 0.74),
+    ("wl2", "T1,T1c", "T2", "T2"): (22.56, 0.70), ("wl2", "T2,FLAIR", "T1", "T1"): (22.53, 0.74),
+    ("joint", "T1,T1c", "T2", "T2"): (16.82, 0.80), ("joint", "T2,FLAIR", "T1", "T1"): (20.35, 0.81),
+    ("l2", "T1,T1c", "T2,FLAIR", "T2"): (19.95, 0.70), ("l2", "T1,T1c", "T2,FLAIR", "FLAIR"): (17.73, 0.60),
+    ("l2", "T2,FLAIR", "T1,T1c", "T1"): (18.33, 0.67), ("l2", "T2,FLAIR", "T1,T1c", "T1c"): (18.03, 0.62),
+    ("wl2", "T1,T1c", "T2,FLAIR", "T2"): (21.05, 0.79), ("wl2", "T1,T1c", "T2,FLAIR", "FLAIR"): (20.91, 0.72),
+    ("wl2", "T2,FLAIR", "T1,T1c", "T1"): (20.07, 0.75), ("wl2", "T2,FLAIR", "T1,T1c", "T1c"): (19.73, 0.73),
+    ("joint", "T1,T1c", "T2,FLAIR", "T2"): (21.05, 0.79), ("joint", "T1,T1c", "T2,FLAIR", "FLAIR"): (20.91, 0.81),
+    ("joint", "T2,FLAIR", "T1,T1c", "T1"): (20.55, 0.81), ("joint", "T2,FLAIR", "T1,T1c", "T1c"): (19.78, 0.76),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One ``training.fit`` of the plan and the tables it appears in."""
+
+    name: str
+    arch: str
+    src: tuple[str, ...]
+    dst: tuple[str, ...]
+    loss: str
+    kind: str
+    tables: tuple[str, ...] = ()
+
+    @property
+    def config_label(self) -> str:
+        return f"{','.join(self.src)}→{','.join(self.dst)}"
+
+
+def comparison_name(arch: str, loss: str, src: Sequence[str], dst: Sequence[str]) -> str:
+    return f"paper_{loss}_{default_name(arch, tuple(src), tuple(dst))}"
+
+
+def plan() -> list[PlannedRun]:
+    """Table 3, Table 4 (sharing SynNet/L2/SISO with Table 3), then the bundled models."""
+    runs: dict[str, PlannedRun] = {}
+
+    def add(arch: str, loss: str, src: tuple[str, ...], dst: tuple[str, ...], table: str) -> None:
+        name = comparison_name(arch, loss, src, dst)
+        known = runs.get(name)
+        tables = (*known.tables, table) if known else (table,)
+        runs[name] = PlannedRun(name, arch, src, dst, loss, COMPARISON, tables)
+
+    for src, dst in SISO:
+        for arch in TABLE3_ARCHS:
+            add(arch, "l2", src, dst, "table3")
+    for src, dst in (*SISO, *MISO, *MIMO):
+        for loss in TABLE4_LOSSES:
+            add("synnet", loss, src, dst, "table4")
+    bundled = [
+        PlannedRun(default_name("synnet", src, dst), "synnet", src, dst, BUNDLED_LOSS, BUNDLED)
+        for src, dst in (*SISO, *MISO, *MIMO, *THREE_TO_ONE)
+    ]
+    return [*runs.values(), *bundled]
+
+
+def select(runs: Sequence[PlannedRun], only: str) -> list[PlannedRun]:
+    """The runs of ``--only``: ``all``, ``tables`` (the comparison runs) or ``bundled``."""
+    if only == "all":
+        return list(runs)
+    kind = {"tables": COMPARISON, "bundled": BUNDLED}[only]
+    return [run for run in runs if run.kind == kind]
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where each kind of run is exported: the comparison models apart from the bundled ones."""
+
+    comparison: Path
+    bundled: Path
+
+    def of(self, run: PlannedRun) -> Path:
+        return self.bundled if run.kind == BUNDLED else self.comparison
+
+
+def is_exported(run: PlannedRun, stores: Stores) -> bool:
+    return (stores.of(run) / run.name / "manifest.json").exists()
