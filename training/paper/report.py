@@ -260,7 +260,7 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "bash scripts/paper_on_gpu.sh 50 180",
         "# here: export the returned checkpoints, evaluate, write this file",
         "python -m training.paper export runs/paper/gpu --source '../shared/data/brats18 ...'",
-        "python -m training.evaluate --data ../shared/data/brats18 --write-manifest \\",
+        "python -m training.evaluate --data ../shared/data/brats18 --write-evaluation \\",
         "    --out docs/results/bundled",
         "python -m training.evaluate --data ../shared/data/brats18 --store runs/paper/store \\",
         "    --out runs/paper/evaluation   # CSVs and report copied to docs/results/paper/",
@@ -275,7 +275,8 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "- *Whole*: PSNR/SSIM (Gaussian window 11, σ 1.5) over the whole 240×240×155 volume in model space "
         "(each volume's 0.5–99.5 percentiles inside the brain mapped to [0, 1], background 0). The large "
         "black background inflates these.",
-        "- *Brain*: the BraSyn convention, inside the brain mask only, each image clipped at its own "
+        "- *Brain*: our own, strict convention (not BraSyn's, which clips at whole-volume percentiles and "
+        "counts the background), inside the brain mask only, each image clipped at its own "
         "0.5/99.5 percentiles there and scaled to [0, 1]. This is the harder, more honest number.",
         "- The paper does not say how it normalized or masked; its numbers sit between our two columns, "
         "so compare **rankings**, not absolute values. Mean ± std over the 4 test cases.",
