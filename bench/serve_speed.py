@@ -292,6 +292,8 @@ def server_rows(
     """Rows for the volume and slice loads, and a line on the server's settings."""
     from server_load import measure_server  # needs the service's dependencies, unlike (a) and (b)
 
+    from synnet.store import default_channels_last
+
     results = measure_server(
         args.model_store,
         args.model,
@@ -338,7 +340,7 @@ def server_rows(
         rows.append(rate_row(what, f"≤{v.batch_size}", s.server_rate, s.box, ratio, s.p50_s, s.p99_s))
         rows.append(rate_row("↳ the same slice in-process", str(s.batch), s.inprocess_rate, s.box))
     st, on = results.settings, args.device
-    layout = st.channels_last if st.channels_last is not None else on == "cpu"  # synnet.store's default
+    layout = st.channels_last if st.channels_last is not None else default_channels_last(torch.device(on))
     note = (
         f"server: python -m service on {on}: max_batch_size {v.batch_size}, max_batch_delay_s "
         f"{st.batch_delay_for(on):g}, channels_last {layout}, crop_to_brain {st.crop_to_brain}, "

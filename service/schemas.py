@@ -89,7 +89,10 @@ class Readiness(BaseModel):
 
 
 class ModelsResponse(BaseModel):
-    models: list[dict[str, object]] = Field(description="manifests of the served models, without internals")
+    models: list[dict[str, object]] = Field(
+        description="manifests of the served models without internals, with their held-out scores "
+        "(`evaluation`, `evaluation_data`) from evaluation.json"
+    )
     configurations: list[str] = Field(description="served src->dst configurations, e.g. 'T1->T2'")
     unavailable: list[FailedModel]
 

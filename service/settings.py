@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from synnet.imageio.write import DEFAULT_GZIP_LEVEL
+
 # Per-slice throughput on CPU does not rise with the batch size, while a GPU needs large batches
 # to be kept busy: the default batch limit depends on the device. Waiting for company therefore
 # only adds latency on CPU (slices that arrive during a forward pass still share the next one).
@@ -41,7 +43,10 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, description="intra-op threads; None keeps torch's default")
     crop_to_brain: bool = Field(default=True, description="run the network on the brain's bounding box only")
     nifti_gzip_level: int = Field(
-        default=1, ge=0, le=9, description="zlib level of .nii.gz results (1: 4 % larger than 6, 1.3× faster)"
+        default=DEFAULT_GZIP_LEVEL,
+        ge=0,
+        le=9,
+        description="zlib level of .nii.gz results (1: 4 % larger than 6, 1.3× faster)",
     )
 
     max_batch_size: int | None = Field(default=None, ge=1, description="slices per forward; None: 4 on CPU, 32 on CUDA")

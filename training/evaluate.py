@@ -118,7 +118,13 @@ def predict_case(model: LoadedModel, case: BratsCase, batch_size: int) -> CasePr
     mask = brain_mask(list(sources.values()))  # as the service does: the sources' nonzero voxels
     started = time.perf_counter()
     y, _ = synthesize(model.forward, sources, mask, manifest, batch_size=batch_size)
-    return CasePrediction(case.case_id, case.folder.parent.name, loaded, mask, y, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return CasePrediction(case.case_id, dataset_name(case.folder.parent), loaded, mask, y, seconds)
+
+
+def dataset_name(folder: Path) -> str:
+    """How a report names the dataset a case folder sits in: its folder's name (``data/.`` too)."""
+    return folder.resolve().name
 
 
 def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> list[dict[str, object]]:
@@ -310,7 +316,7 @@ def run_evaluation(
         )
     available = {case.case_id: case for case in find_cases(data)}
     elsewhere = [case for folder in also for case in find_cases(folder)]
-    main_dataset = Path(data).name
+    main_dataset = dataset_name(Path(data))
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     csv_path = out / "per_case.csv"

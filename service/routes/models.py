@@ -8,6 +8,8 @@ from service.auth import Authorized
 from service.deps import RuntimeDep
 from service.routing import available_configurations
 from service.schemas import ErrorBody, FailedModel, ModelsResponse
+from synnet.evaluation import EvaluationRecord
+from synnet.store import LoadedModel
 
 router = APIRouter(tags=["models"])
 
@@ -21,7 +23,14 @@ router = APIRouter(tags=["models"])
 async def list_models(runtime: RuntimeDep, _: Authorized) -> ModelsResponse:
     store = runtime.require_store()
     return ModelsResponse(
-        models=[m.public() for m in store.manifests],
+        models=[describe(model) for model in store],
         configurations=available_configurations(store.manifests),
         unavailable=[FailedModel(name=u.name, reason=u.reason) for u in store.unavailable],
     )
+
+
+def describe(model: LoadedModel) -> dict[str, object]:
+    """The manifest without internals, plus the held-out scores of its ``evaluation.json`` (empty when none)."""
+    evaluation = model.evaluation or EvaluationRecord()
+    scores = evaluation.model_dump(mode="json")["targets"]
+    return {**model.manifest.public(), "evaluation": scores, "evaluation_data": evaluation.data}

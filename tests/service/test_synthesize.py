@@ -6,11 +6,13 @@ import asyncio
 import base64
 import io
 import re
+import shutil
 
 import numpy as np
 import pytest
 
 from float_tolerance import assert_close_but_for_pool_flips
+from synnet.evaluation import EvaluationRecord
 from synnet.imageio import read_image
 from synnet.metrics import evaluate
 from synnet.modalities import Modality
@@ -239,8 +241,12 @@ async def test_two_concurrent_requests_share_a_batch_and_match_separate_runs(ser
         assert_close_but_for_pool_flips(shared, single)  # batch 2 vs 1: other kernels
 
 
-async def test_models_metrics_and_openapi(serve, small_case, kit) -> None:
-    async with serve() as (_, client):
+async def test_models_metrics_and_openapi(serve, store, small_case, kit, tmp_path) -> None:
+    scored = tmp_path / "store"
+    shutil.copytree(store, scored)
+    scores = {"T2": {"psnr": 21.5, "ssim_brain": 0.61}}
+    EvaluationRecord(targets=scores, data={"cases": ["held_out_1"]}).save(scored / "t1_to_t2")
+    async with serve(model_store=scored) as (_, client):
         files = {"T1": nifti_part(kit, small_case[T1])}
         await client.post("/synthesize", params={"src": "T1", "dst": "T2"}, files=files)
         models = (await client.get("/models")).json()
@@ -250,6 +256,10 @@ async def test_models_metrics_and_openapi(serve, small_case, kit) -> None:
     assert models["configurations"] == ["T1,T1c->FLAIR", "T1->T2"] and models["unavailable"] == []
     first = models["models"][0]
     assert first["name"] in ("t1_to_t2", "t1_t1c_to_flair") and "model_file" not in first and "sha256" in first
+    by_name = {m["name"]: m for m in models["models"]}  # held-out scores from evaluation.json, as before schema 2
+    assert by_name["t1_to_t2"]["evaluation"]["T2"]["psnr"] == 21.5
+    assert by_name["t1_to_t2"]["evaluation_data"] == {"cases": ["held_out_1"]}
+    assert by_name["t1_t1c_to_flair"]["evaluation"] == {}
     for series in (
         'synnet_http_requests_total{method="POST",route="/synthesize",status="200"} 1.0',
         'synnet_http_request_duration_seconds_count{method="POST",route="/synthesize"} 1.0',
