@@ -9,6 +9,9 @@ an optional brain ``mask`` (B, 1, H, W) or (B, C, H, W), bool or float, and retu
 * ``weighted_ssim_loss`` mean of ω' · (1 − SSIM_map), ω' = ω cropped like the map (eq. 5)
 * ``total_variation``    mean of sqrt(p² + q² + ε) − sqrt(ε), p, q forward differences (eq. 7-8)
 * ``JointLoss``          λ1·wL2 + λ2·wSSIM + λ3·TV with λ = (10, 5, 0.5)          (eq. 6)
+* ``JointL1Loss``        the same with an edge-weighted L1 term, mean of ω·|pred − target|: an
+                         ablation (docs/results.md), since an L2 term barely pushes on the small
+                         intensity-level errors that dominate in-brain PSNR (docs/results/diagnosis.md)
 
 The paper writes its terms as sums over pixels and images; here they are means, i.e. the sums
 divided by a constant pixel count, which keeps gradients independent of the slice size and the
@@ -106,13 +109,26 @@ def weighted_l2(
         weights: (B, C, H, W) pixel weights, e.g. :func:`edge_weights` of ``target``.
         mask: optional (B, 1|C, H, W) brain mask.
     """
+    return _weighted_distance(pred, target, weights, mask, power=2)
+
+
+def weighted_l1(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean of ω·|pred − target| over the (masked) pixels; arguments as :func:`weighted_l2`."""
+    return _weighted_distance(pred, target, weights, mask, power=1)
+
+
+def _weighted_distance(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None, mask: torch.Tensor | None, power: int
+) -> torch.Tensor:
     _check_pair(pred, target)
     if mask is not None:
         _check_mask(mask, pred)
-    squared = (pred - target).pow(2)
+    difference = (pred - target).abs() if power == 1 else (pred - target).pow(2)
     if weights is not None:
-        squared = squared * weights
-    return _masked_mean(squared, mask)
+        difference = difference * weights
+    return _masked_mean(difference, mask)
 
 
 def l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -257,6 +273,7 @@ class JointLoss(SynthesisLoss):
     """
 
     name = "joint"
+    intensity_term = "wl2"
 
     def __init__(
         self,
@@ -267,7 +284,7 @@ class JointLoss(SynthesisLoss):
         data_range: float = 1.0,
         tv_eps: float = TV_EPS,
     ) -> None:
-        lambdas = {"wl2": lambda_l2, "wssim": lambda_ssim, "tv": lambda_tv}
+        lambdas = {self.intensity_term: lambda_l2, "wssim": lambda_ssim, "tv": lambda_tv}
         super().__init__(lambdas, edge_weight=edge_weight, data_range=data_range, tv_eps=tv_eps)
         self.edge_weight = edge_weight
         self.data_range = data_range
@@ -276,10 +293,11 @@ class JointLoss(SynthesisLoss):
     def terms(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """The unweighted terms {"wl2", "wssim", "tv"}, e.g. to log them separately."""
+        """The unweighted terms {"wl2" or "wl1", "wssim", "tv"}, e.g. to log them separately."""
         weights = edge_weights(target, self.edge_weight)
+        distance = weighted_l1 if self.intensity_term == "wl1" else weighted_l2
         return {
-            "wl2": weighted_l2(pred, target, weights, mask),
+            self.intensity_term: distance(pred, target, weights, mask),
             "wssim": weighted_ssim_loss(pred, target, weights, mask, self.data_range),
             "tv": total_variation(pred, mask, self.tv_eps),
         }
@@ -289,7 +307,16 @@ class JointLoss(SynthesisLoss):
         return sum((self.lambdas[key] * value for key, value in terms.items()), pred.new_zeros(()))
 
 
-_LOSSES: dict[str, type[SynthesisLoss]] = {cls.name: cls for cls in (L2Loss, WeightedL2Loss, SSIMLoss, JointLoss)}
+class JointL1Loss(JointLoss):
+    """λ1·wL1 + λ2·wSSIM + λ3·TV: the joint loss with an edge-weighted L1 intensity term (same λ defaults)."""
+
+    name = "joint_l1"
+    intensity_term = "wl1"
+
+
+_LOSSES: dict[str, type[SynthesisLoss]] = {
+    cls.name: cls for cls in (L2Loss, WeightedL2Loss, SSIMLoss, JointLoss, JointL1Loss)
+}
 
 
 def list_losses() -> list[str]:
@@ -298,7 +325,7 @@ def list_losses() -> list[str]:
 
 
 def build_loss(name: str, **kwargs: Any) -> SynthesisLoss:
-    """Build a loss by name: ``"l2"``, ``"wl2"``, ``"ssim"`` or ``"joint"``.
+    """Build a loss by name: ``"l2"``, ``"wl2"``, ``"ssim"``, ``"joint"`` or ``"joint_l1"``.
 
     Keyword arguments go to the class (e.g. ``build_loss("joint", lambda_tv=0.0)``). The module's
     ``forward(pred, target, mask=None)`` returns a scalar; ``.lambdas`` and ``.config`` describe it.

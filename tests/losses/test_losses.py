@@ -205,7 +205,8 @@ def test_joint_loss_is_the_lambda_weighted_sum_of_its_terms() -> None:
 
 
 def test_build_loss_passes_options_and_describes_itself() -> None:
-    assert list_losses() == ["l2", "wl2", "ssim", "joint"]
+    assert list_losses() == ["l2", "wl2", "ssim", "joint", "joint_l1"]
+    assert build_loss("joint_l1").lambdas == {"wl1": 10.0, "wssim": 5.0, "tv": 0.5}
     joint = build_loss("joint", lambda_tv=0.0, edge_weight=1.0)
     assert joint.lambdas == {"wl2": 10.0, "wssim": 5.0, "tv": 0.0}
     assert joint.config["name"] == "joint" and joint.config["edge_weight"] == 1.0
@@ -239,3 +240,13 @@ def test_losses_compute_in_float32_inside_autocast() -> None:
         assert value.dtype == torch.float32
         assert value.item() == pytest.approx(loss(pred.bfloat16().float(), target).item(), rel=1e-5)
         assert value.item() == pytest.approx(expected.item(), rel=0.05)
+
+
+def test_joint_l1_differs_from_joint_only_in_its_intensity_term() -> None:
+    pred, target = _pair((2, 1, 24, 24), dtype=torch.float64)
+    l1_terms = build_loss("joint_l1").terms(pred, target)
+    l2_terms = build_loss("joint").terms(pred, target)
+    weights = edge_weights(target)
+    assert torch.allclose(l1_terms["wl1"], (weights * (pred - target).abs()).mean())
+    assert torch.equal(l1_terms["wssim"], l2_terms["wssim"]) and torch.equal(l1_terms["tv"], l2_terms["tv"])
+    assert float(l1_terms["wl1"]) > float(l2_terms["wl2"])  # errors below 1: |e| > e², more weight on small levels

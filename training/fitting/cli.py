@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     augment.add_argument(
         "--max-scale", type=float, metavar="F", help=f"zoom within 1±F (default: {_default('max_scale')})"
     )
+    augment.add_argument(
+        "--intensity-augment",
+        action="store_true",
+        help="also re-render the sources (percentile jitter, gamma, bias field, noise, blur) as other sites "
+        "and pipelines would; targets unchanged (training.data.intensity)",
+    )
 
     model = parser.add_argument_group("model and loss")
     model.add_argument("--arch", choices=list_models(), help=f"network (default: {_default('arch')})")
@@ -269,8 +275,8 @@ def _checked(config: FitConfig) -> FitConfig:
     check_disjoint(src, dst)
     data, model, optim, budget = config.data, config.model, config.optim, config.budget
     lambdas = _parse_lambdas(model.lambdas) if model.lambdas is not None else None
-    if lambdas is not None and model.loss != "joint":
-        raise ConfigError(f"--lambdas applies to --loss joint only, not {model.loss}")
+    if lambdas is not None and not model.loss.startswith("joint"):
+        raise ConfigError(f"--lambdas applies to the joint losses only, not {model.loss}")
     positive = {
         "epochs": budget.epochs,
         "batch_size": optim.batch_size,

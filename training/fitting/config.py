@@ -50,6 +50,7 @@ class DataConfig:
     augment: bool = True
     max_rotation: float = 10.0
     max_scale: float = 0.1
+    intensity_augment: bool = False  # training.data.intensity: re-render the sources as other sites would
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from synnet.errors import SynnetError
 from training.checkpoint import BEST, LAST, Checkpoint, restore_rng_state, rng_state, save_checkpoint
 from training.data.augment import NO_AUGMENTATION, Augmenter, AugmentParams
 from training.data.dataset import SliceDataset
+from training.data.intensity import augment_intensity
 from training.fitting.budget import Budget
 from training.fitting.config import FitConfig
 from training.fitting.data import FitData
@@ -185,6 +186,8 @@ class Trainer:
         device = self.context.device
         sources, targets, mask = (t.to(device, non_blocking=True) for t in (sources, targets, mask))
         sources, targets, mask = self.augmenter(sources, targets, mask, generator)
+        if self.config.data.intensity_augment:
+            sources = augment_intensity(sources, mask, generator)
         if self.precision.channels_last:
             sources = sources.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast():

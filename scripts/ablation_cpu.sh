@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The recipe ablation of docs/results.md at CPU scale: one change at a time, equal optimizer steps,
+# the same small SynNet, split and seed; then every arm scored on the 4 held-out BraTS 2018 cases and,
+# as its own rows, on the BraTS 2023 case. Resumable: a finished arm is skipped, evaluation reuses rows.
+#   bash scripts/ablation_cpu.sh [STEPS] [SRC] [DST]      (defaults: 300 T1 T2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${1:-300}; src=${2:-T1}; dst=${3:-T2}
+data=../shared/data/brats18
+tag=$(echo "${src}_to_${dst}" | tr ',' '-' | tr 'A-Z' 'a-z')
+root=runs/ablation/$tag
+test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
+common=(--data "$data" --test-cases "$test_cases" --val-cases 0 --src "$src" --dst "$dst"
+        --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine
+        --max-steps "$steps" --seed 0 --out "$root/store")
+declare -A arms=(
+  [a_joint]="--loss joint"
+  [b_joint_mask]="--loss joint --mask-loss"
+  [c_joint_l1_mask]="--loss joint_l1 --mask-loss"
+  [d_joint_l1_mask_intensity]="--loss joint_l1 --mask-loss --intensity-augment"
+)
+for arm in $(printf '%s\n' "${!arms[@]}" | sort); do
+  if [ -f "$root/store/$arm/manifest.json" ]; then continue; fi
+  resume=()
+  if [ -f "$root/runs/$arm/last.pt" ]; then resume=(--resume "$root/runs/$arm/last.pt"); fi
+  # shellcheck disable=SC2086
+  python -m training.fit "${common[@]}" ${arms[$arm]} --name "$arm" --run-dir "$root/runs/$arm" "${resume[@]}"
+done
+models=$(printf '%s\n' "${!arms[@]}" | sort | paste -sd,)
+python -m training.evaluate --data "$data" --also ../shared/data/brats23 --store "$root/store" \
+  --models "$models" --out "$root/evaluation" --no-figures
