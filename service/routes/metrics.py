@@ -8,10 +8,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.auth import Authorized
 from service.deps import RuntimeDep
+from service.schemas import ErrorBody
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={401: {"model": ErrorBody, "description": "API key missing or wrong (only when keys are configured)"}},
+)
 async def metrics(runtime: RuntimeDep, _: Authorized) -> Response:
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
