@@ -15,18 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from synnet.errors import SynnetError
+from synnet.routing import NoModelError
 
 logger = logging.getLogger(__name__)
-
-
-class NoModelError(SynnetError):
-    """No loaded model serves the request; ``available`` lists the configurations that are served."""
-
-    code = "no_model"
-
-    def __init__(self, message: str, *, available: list[str]) -> None:
-        super().__init__(message)
-        self.available = available
 
 
 class MissingPartError(SynnetError):

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from service import routing
 from service.errors import MissingPartError, SynthesisTimeoutError
 from service.inputs import InputImages, check_parts, decode_inputs
 from service.results import TargetOutput, finish_target, output_format
 from service.runtime import Runtime
-from service.schemas import InputInfo, ModelUse, OutputFormat, SynthesisResponse
+from service.schemas import InputInfo, InputWarning, ModelUse, OutputFormat, SynthesisResponse
 from service.synthesis import run_model
 from service.uploads import FormParts
+from synnet import input_checks, routing
 from synnet.imageio import ImageLimits
 from synnet.inference import check_size
 from synnet.modalities import Modality, check_disjoint
@@ -37,6 +37,7 @@ class SynthesisOutcome:
     inputs: InputImages
     targets: dict[Modality, TargetOutput]
     seconds: float
+    warnings: list[input_checks.InputWarning]
 
     def to_response(self) -> SynthesisResponse:
         """The JSON answer, as the schema that OpenAPI documents."""
@@ -56,6 +57,7 @@ class SynthesisOutcome:
             input=InputInfo(format=self.inputs.meta.format, shape=list(self.inputs.shape)),
             targets={t.value: out.to_result() for t, out in self.targets.items()},
             seconds=round(self.seconds, 4),
+            warnings=[InputWarning(code=w.code, message=w.message) for w in self.warnings],
         )
 
 
@@ -87,6 +89,7 @@ async def synthesize(
     try:
         async with asyncio.timeout(timeout):
             inputs = await run_in_threadpool(decode_inputs, parts, src, ImageLimits())
+            warnings = await run_in_threadpool(input_checks.check_inputs, inputs.sources, inputs.meta)
             fmt = output_format(requested_format, inputs.meta, inputs.shape)
             for assignment in assignments:
                 check_size(inputs.shape, assignment.manifest)
@@ -100,7 +103,8 @@ async def synthesize(
             "retry later or send a smaller image"
         ) from None
     ordered = {t: targets[t] for t in dst}
-    return SynthesisOutcome(tuple(src), tuple(dst), assignments, inputs, ordered, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return SynthesisOutcome(tuple(src), tuple(dst), assignments, inputs, ordered, seconds, warnings)
 
 
 async def _run(runtime: Runtime, assignment: routing.Assignment, inputs: InputImages) -> tuple[np.ndarray, int, int]:

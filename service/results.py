@@ -2,8 +2,8 @@
 
 NIfTI and npy carry raw units (``manifest.output_reference[target]``, the median training range)
 in the source's voxel grid; PNG carries model space [0, 1] mapped onto the full 8- or 16-bit range.
-Metrics are always :func:`synnet.metrics.evaluate` on the model-space prediction and the truth
-normalized like a training target, so they match what training and evaluation report.
+Metrics are :func:`synnet.metrics.compute_metrics` (the model-space prediction against the truth
+normalized like a training target), the same numbers the Python API reports.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from synnet.imageio import ImageMeta, OutputFormat, encode_image
 from synnet.imageio.write import DEFAULT_GZIP_LEVEL
 from synnet.inference import synthetic_description, to_raw_units
 from synnet.manifest import ModelManifest
-from synnet.metrics import MetricReport, evaluate
+from synnet.metrics import MetricReport, compute_metrics
 from synnet.modalities import Modality
-from synnet.normalization import normalize
 
 
 @dataclass
@@ -64,14 +63,6 @@ def output_format(requested: OutputFormat | None, meta: ImageMeta, shape: tuple[
             code="unsupported_output_format",
         )
     return fmt
-
-
-def compute_metrics(
-    pred_model_space: np.ndarray, truth: np.ndarray, mask: np.ndarray, manifest: ModelManifest
-) -> MetricReport:
-    """:func:`synnet.metrics.evaluate` on the prediction and the truth, both in model space."""
-    truth_model_space, _ = normalize(truth, mask, manifest.normalization)
-    return evaluate(pred_model_space, truth_model_space, mask)
 
 
 def finish_target(

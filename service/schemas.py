@@ -61,6 +61,15 @@ class InputInfo(BaseModel):
     shape: list[int]
 
 
+class InputWarning(BaseModel):
+    """Inputs unlike the training data (synnet.input_checks): served anyway, but check them."""
+
+    code: Literal["not_skull_stripped", "voxel_size", "orientation", "not_coregistered"] = Field(
+        examples=["voxel_size"]
+    )
+    message: str = Field(examples=["voxel size 3 × 3 × 1 mm is far from the 1 mm isotropic voxels ..."])
+
+
 class SynthesisResponse(BaseModel):
     """The default (JSON) answer of ``POST /synthesize``."""
 
@@ -70,6 +79,11 @@ class SynthesisResponse(BaseModel):
     input: InputInfo
     targets: dict[str, TargetResult]
     seconds: float = Field(description="server time from upload received to answer ready")
+    warnings: list[InputWarning] = Field(
+        default_factory=list,
+        description="what makes the inputs unlike the training data (not skull-stripped, voxel size, "
+        "orientation, sources not co-registered) and what to do; empty when nothing was seen",
+    )
 
 
 class Health(BaseModel):
@@ -116,4 +130,5 @@ SYNTHESIS_EXAMPLE = {
         }
     },
     "seconds": 4.2,
+    "warnings": [],
 }

@@ -7,19 +7,20 @@ process reads its environment once. Tests build their own :class:`Settings` and 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+import torch
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from synnet.imageio.write import DEFAULT_GZIP_LEVEL
+from synnet.store import default_batch_size
 
-# Per-slice throughput on CPU does not rise with the batch size, while a GPU needs large batches
-# to be kept busy: the default batch limit depends on the device. Waiting for company therefore
-# only adds latency on CPU (slices that arrive during a forward pass still share the next one).
-DEFAULT_BATCH_SIZE = {"cpu": 4, "cuda": 32}
+# The batch limit's default is synnet.store.default_batch_size. Waiting for company only adds latency
+# on CPU (slices that arrive during a forward pass still share the next one); a GPU wants full batches.
 DEFAULT_BATCH_DELAY_S = {"cpu": 0.0, "cuda": 0.01}
 
 
@@ -61,6 +62,14 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_form_parts: int = Field(default=16, ge=1)
+    max_decoded_bytes_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="bytes the admitted uploads may declare at once (decoded); None: an eighth of the host's memory",
+    )
+    drain_timeout_s: float = Field(
+        default=60.0, ge=0.0, description="after SIGTERM, how long syntheses in flight may take to finish"
+    )
 
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="accepted X-API-Key values, comma-separated; empty turns auth off"
@@ -77,15 +86,33 @@ class Settings(BaseSettings):
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
 
+    def decoded_budget_bytes(self) -> int:
+        """The decoded-bytes budget of admission: the setting, else an eighth of physical memory."""
+        return self.max_decoded_bytes_in_flight or default_decoded_budget()
+
     def batch_size_for(self, device_type: str) -> int:
         """The batch limit on ``device_type`` (``"cpu"`` or ``"cuda"``): the setting, else a device default."""
-        return self.max_batch_size or DEFAULT_BATCH_SIZE.get(device_type, DEFAULT_BATCH_SIZE["cpu"])
+        return self.max_batch_size or default_batch_size(torch.device(device_type))
 
     def batch_delay_for(self, device_type: str) -> float:
         """The batching delay on ``device_type``: the setting, else a device default."""
         if self.max_batch_delay_s is not None:
             return self.max_batch_delay_s
         return DEFAULT_BATCH_DELAY_S.get(device_type, DEFAULT_BATCH_DELAY_S["cpu"])
+
+
+def default_decoded_budget() -> int:
+    """An eighth of the host's physical memory, at least 1 GiB (2 GiB where it cannot be read).
+
+    The synthesis of admitted images needs up to about 2.4 times their budget again, and the
+    uploads themselves are held too (docs/service.md has the formula): an eighth keeps the worst
+    case of the default settings within a 24 GB host.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024**3
+    return max(total // 8, 1024**3)
 
 
 @lru_cache(maxsize=1)

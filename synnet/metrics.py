@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from synnet.errors import SynnetError
+from synnet.manifest import ModelManifest
 from synnet.normalization import NormalizationParams, normalize
 
 WINDOW_SIZE = 11
@@ -220,6 +221,23 @@ def evaluate(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> MetricRep
         psnr_brain=psnr(pred_b, truth_b, data_range=1.0, mask=mask),
         ssim_brain=ssim(pred_b, truth_b, data_range=1.0, mask=mask),
     )
+
+
+def compute_metrics(
+    pred_model_space: np.ndarray, truth: np.ndarray, mask: np.ndarray, manifest: ModelManifest
+) -> MetricReport:
+    """A synthesized target scored against its raw truth, as the service and the Python API report it.
+
+    The truth is normalized like a training target (the manifest's parameters, inside ``mask``),
+    then :func:`evaluate` compares the two in model space.
+
+    Args:
+        pred_model_space: the model's output in [0, 1], (X, Y, Z) or (H, W).
+        truth: the real image in raw units, same shape.
+        mask: bool brain mask the prediction was made with, same shape.
+    """
+    truth_model_space, _ = normalize(truth, mask, manifest.normalization)
+    return evaluate(pred_model_space, truth_model_space, mask)
 
 
 def ssim_in_regions(

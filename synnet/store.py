@@ -65,6 +65,17 @@ def default_channels_last(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+# Slices per forward: per-slice throughput on CPU does not rise with the batch, while a GPU needs
+# large batches to be kept busy. One policy for the service, the API and the CLI: the same batches
+# run the same kernels, hence give the same voxels everywhere.
+DEFAULT_BATCH_SIZE = {"cpu": 4, "cuda": 32}
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Slices per forward on ``device`` when nothing else is asked for."""
+    return DEFAULT_BATCH_SIZE.get(device.type, DEFAULT_BATCH_SIZE["cpu"])
+
+
 def as_channels_last(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) with NHWC strides that the convolutions recognise, also when C == 1.
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from service.auth import Authorized
 from service.deps import RuntimeDep
-from service.routing import available_configurations
 from service.schemas import ErrorBody, FailedModel, ModelsResponse
 from synnet.evaluation import EvaluationRecord
+from synnet.routing import available_configurations
 from synnet.store import LoadedModel
 
 router = APIRouter(tags=["models"])

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.errors import NoModelError
-from service.routing import available_configurations, plan
 from synnet.manifest import ArchitectureSpec, LossSpec, ModelManifest, TrainingDataSpec
 from synnet.modalities import parse_modalities
+from synnet.routing import NoModelError, available_configurations, plan
 
 
 def manifest(name: str, src: str, dst: str) -> ModelManifest:

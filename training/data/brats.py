@@ -5,9 +5,8 @@ A dataset root holds one folder per case (subject). Two file-naming schemes are 
 * BraTS 2018-2021: ``<case>/<case>_t1.nii.gz``, ``_t1ce``, ``_t2``, ``_flair``, ``_seg``;
 * BraTS 2023:      ``<case>/<case>-t1n.nii.gz``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg``;
 
-``.nii`` works as well as ``.nii.gz``. The modality is the token after the last ``_`` or ``-`` of
-the file name, read with :func:`synnet.modalities.parse_modality`, so every alias the rest of the
-project accepts is accepted here too.
+``.nii`` works as well as ``.nii.gz``. The naming table and the case scan are the core's
+(:mod:`synnet.dataset_layout`), which ``synnet fill`` uses too.
 
 Splits are made by subject, never by slice: slices of one brain are strongly correlated, and a
 slice-level split would leak the test subjects into training.
@@ -16,7 +15,6 @@ slice-level split would leak the test subjects into training.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,15 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from synnet.errors import UnknownModalityError
+from synnet.dataset_layout import SEG_TOKEN, scan_dataset
+from synnet.errors import SynnetError
 from synnet.imageio import read_image
 from synnet.modalities import Modality, format_modalities, parse_modality
 from training.data.errors import DataError
 
-logger = logging.getLogger(__name__)
-
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-SEG_TOKEN = "seg"
 # Affines of co-registered modalities may differ by float rounding between writers.
 AFFINE_ATOL = 1e-3
 
@@ -79,74 +74,21 @@ class LoadedCase:
         return next(iter(self.images.values())).shape
 
 
-def _strip_nifti_suffix(name: str) -> str | None:
-    lower = name.lower()
-    for suffix in NIFTI_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
-def _file_token(stem: str) -> str:
-    """``Brats18_2013_2_1_t1ce`` -> ``t1ce``; ``BraTS-GLI-00000-000-t2f`` -> ``t2f``."""
-    cut = max(stem.rfind("_"), stem.rfind("-"))
-    return stem[cut + 1 :].lower()
-
-
-def _scan_case(folder: Path) -> BratsCase | None:
-    case = BratsCase(case_id=folder.name, folder=folder)
-    for path in sorted(folder.iterdir()):
-        stem = _strip_nifti_suffix(path.name) if path.is_file() else None
-        if stem is None:
-            continue
-        token = _file_token(stem)
-        if token == SEG_TOKEN:
-            if case.seg is not None:
-                raise DataError(
-                    f"case {case.case_id} has two segmentation files: {case.seg.name} and {path.name}",
-                    code="duplicate_file",
-                )
-            case.seg = path
-            continue
-        try:
-            modality = parse_modality(token)
-        except UnknownModalityError:
-            logger.debug("ignoring %s: %r is not a modality suffix", path, token)
-            continue
-        if modality in case.files:
-            raise DataError(
-                f"case {case.case_id} has two {modality.value} files: {case.files[modality].name} and {path.name}",
-                code="duplicate_file",
-            )
-        case.files[modality] = path
-    return case if case.files else None
-
-
 def find_cases(root: str | Path) -> list[BratsCase]:
     """Discover the cases under a BraTS-layout root, one per sub-folder, sorted by case id.
 
-    Sub-folders without any recognised image file are skipped with a warning.
+    Sub-folders without any recognised image file are skipped with a warning. The naming table is
+    the core's (:mod:`synnet.dataset_layout`), shared with ``synnet fill``.
 
     Raises:
-        DataError: ``root`` is not a folder, or holds no case at all (code ``no_cases``).
+        DataError: ``root`` is not a folder, or holds no case at all (code ``no_cases``); two files
+            of one modality in a case (``duplicate_file``).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset root {str(root)!r} is not a folder", code="no_cases")
-    cases = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        case = _scan_case(folder)
-        if case is None:
-            logger.warning("skipping %s: no <case>_t1/_t1ce/_t2/_flair or -t1n/-t1c/-t2w/-t2f NIfTI files", folder)
-            continue
-        cases.append(case)
-    if not cases:
-        raise DataError(
-            f"no BraTS cases under {str(root)!r}: expected sub-folders like <case>/<case>_t1.nii.gz "
-            "(BraTS 2018-2021) or <case>/<case>-t1n.nii.gz (BraTS 2023)",
-            code="no_cases",
-        )
-    return sorted(cases, key=lambda c: c.case_id)
+    try:
+        found = scan_dataset(root)
+    except SynnetError as exc:
+        raise DataError(exc.detail, code=exc.code) from None
+    return [BratsCase(c.case_id, c.folder, c.files, c.seg) for c in found]
 
 
 def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg: bool = True) -> LoadedCase:

@@ -1,4 +1,4 @@
-"""Choosing which model(s) serve a request for (src → dst).
+"""Choosing which model(s) serve a request for (src → dst): one rule for the service, the CLI and the API.
 
 1. The model made for exactly that configuration (same sources and targets, in any order).
 2. Otherwise one model whose sources are a subset of those given and whose targets include every
@@ -6,8 +6,8 @@
 3. Otherwise several such models, each serving some targets (greedy: the model covering most
    remaining targets first).
 Ties prefer the model that uses more of the given sources, then fewer extra targets, then the
-name, so the choice is deterministic. If a target cannot be served at all the request gets a
-404 listing the configurations that are available.
+name, so the choice is deterministic. If a target cannot be served at all, :class:`NoModelError`
+lists the configurations that are available (the service answers it with a 404).
 """
 
 from __future__ import annotations
@@ -15,9 +15,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.errors import NoModelError
+from synnet.errors import SynnetError
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality, format_modalities
+
+
+class NoModelError(SynnetError):
+    """No model serves the request; ``available`` lists the configurations that are served."""
+
+    code = "no_model"
+
+    def __init__(self, message: str, *, available: list[str]) -> None:
+        super().__init__(message)
+        self.available = available
 
 
 @dataclass(frozen=True)
