@@ -32,7 +32,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 BatchObserver = Callable[[int, int, float], None]  # (slices, chunks, seconds)
 
 
-@dataclass
+@dataclass(eq=False)  # found by identity: == would compare the tensors
 class _Chunk:
     x: torch.Tensor  # (n, C, H, W)
     future: asyncio.Future[torch.Tensor]
@@ -129,10 +129,28 @@ class Batcher:
         if self._task is None or self._task.done():
             raise SynnetError(f"model {self.name} is not accepting work", code="shutting_down")
         future: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
-        self._incoming.append(_Chunk(x, future))
+        chunk = _Chunk(x, future)
+        # A caller that goes away (client disconnect, timeout, drain) cancels its future: its
+        # slices leave the queue at once instead of running for nobody.
+        future.add_done_callback(lambda f: self._discard(chunk) if f.cancelled() else None)
+        self._incoming.append(chunk)
         self._set_depth(x.shape[0])
         self._wakeup.set()
         return await future
+
+    def _discard(self, chunk: _Chunk) -> None:
+        n = chunk.x.shape[0]
+        try:
+            self._incoming.remove(chunk)
+        except ValueError:
+            group = self._groups.get(chunk.key)
+            if group is None or chunk not in group.chunks:
+                return  # already taken into a forward pass, or failed by stop()
+            group.chunks.remove(chunk)
+            group.slices -= n
+            if not group.chunks:
+                del self._groups[chunk.key]
+        self._set_depth(-n)
 
     def _set_depth(self, delta: int) -> None:
         self._waiting_slices += delta
@@ -167,7 +185,7 @@ class Batcher:
     async def _step(self) -> None:
         while self._incoming:
             chunk = self._incoming.popleft()
-            if chunk.future.done():  # cancelled (timed out) while queued
+            if chunk.future.done():  # cancelled before its discard callback ran
                 self._set_depth(-chunk.x.shape[0])
                 continue
             group = self._groups.get(chunk.key)

@@ -3,7 +3,11 @@
 * :class:`RequestContextMiddleware` gives each request an id (echoed in ``X-Request-ID``),
   records its status and latency in Prometheus, and turns any unexpected exception into a 500
   whose body carries the request id but never a traceback — the traceback goes to the log,
-  under the same id.
+  under the same id. It also watches the connection once the body has been read: when the
+  client goes away, the request's task is cancelled (its queued slices leave the batcher, its
+  admission slot frees) and the request is logged as one INFO line and counted under 499, as
+  nginx does; a client gone mid-upload is counted the same way. A request the server itself
+  cancels (the graceful-shutdown timeout) still gets a JSON 503, never uvicorn's text/plain 500.
 * :class:`BodyLimitMiddleware` answers 413 before the body is read: at once when
   ``Content-Length`` is too large, and as soon as the streamed bytes pass the limit otherwise
   (chunked uploads), so an oversize upload is never held in memory.
@@ -13,12 +17,14 @@ Plain ASGI rather than ``BaseHTTPMiddleware``: they must see the body stream and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLargeError, error_body
@@ -28,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 
 
 async def send_json(send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]) -> None:
@@ -69,19 +76,55 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
         status = 500
-        started = False
+        started = finished = gone = False
         began = time.perf_counter()
+        task = asyncio.current_task()
+        watcher: asyncio.Task[Message] | None = None
+
+        async def watch_connection() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not finished and task is not None:
+                gone = True
+                task.cancel()
+            return message
+
+        async def watching_receive() -> Message:
+            nonlocal watcher, gone
+            if watcher is not None:  # the body is read: the next message can only be the disconnect
+                return await asyncio.shield(watcher)
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            elif not message.get("more_body", False):
+                watcher = asyncio.get_running_loop().create_task(watch_connection())
+            return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, started, finished
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
+            await self.app(scope, watching_receive, send_with_id)
+        except asyncio.CancelledError:
+            if gone and task is not None:
+                task.uncancel()  # our own cancellation: the request ends here
+                status = self._client_gone(scope, request_id, began)
+            elif started:
+                raise
+            else:  # cancelled by the server (graceful-shutdown timeout): still a JSON answer
+                status = 503
+                body = error_body("shutting_down", "the service shut down before this request finished; retry")
+                await send_json(send, 503, body, [id_header, (b"retry-after", b"1"), (b"connection", b"close")])
+        except Exception as exc:
+            if gone or isinstance(exc, ClientDisconnect):  # what a vanished client makes the app raise
+                status = self._client_gone(scope, request_id, began)
+                return
             logger.exception("unhandled error in %s %s [request_id=%s]", scope["method"], scope["path"], request_id)
             if started:
                 raise
@@ -93,10 +136,20 @@ class RequestContextMiddleware:
             )
             await send_json(send, 500, body, [id_header])
         finally:
+            if watcher is not None:
+                watcher.cancel()
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], label, str(status)).inc()
             self.metrics.latency.labels(scope["method"], label).observe(time.perf_counter() - began)
+
+    @staticmethod
+    def _client_gone(scope: Scope, request_id: str, began: float) -> int:
+        logger.info(
+            "client disconnected: %s %s after %.2f s, its work cancelled [request_id=%s]",
+            scope["method"], scope["path"], time.perf_counter() - began, request_id,
+        )
+        return CLIENT_CLOSED
 
 
 class BodyLimitMiddleware:

@@ -34,7 +34,10 @@ class Runtime:
         # One worker thread: forward passes run one at a time, each using all intra-op threads.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synnet-inference")
         self.admission = AdmissionGate(
-            settings.max_queued_requests, settings.retry_after_s, on_change=self.metrics.in_flight.set
+            settings.max_queued_requests,
+            settings.retry_after_s,
+            max_bytes=settings.decoded_budget_bytes(),
+            on_change=self.metrics.in_flight.set,
         )
         self.store: ModelStore | None = None
         self.batchers: dict[str, Batcher] = {}
@@ -98,6 +101,16 @@ class Runtime:
             observe=observe,
             on_queue_depth=metrics.queue_depth.labels(name).set,
         )
+
+    @property
+    def draining(self) -> bool:
+        return self.admission.draining
+
+    def begin_drain(self) -> None:
+        """SIGTERM: /readyz turns 503 and new syntheses are refused; those admitted go on."""
+        if not self.admission.draining:
+            logger.info("draining: %d synthesis(es) in flight, admitting no more", self.admission.in_flight)
+        self.admission.begin_drain()
 
     def require_store(self) -> ModelStore:
         """The loaded model store, or a 503 while models are still loading."""

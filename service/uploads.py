@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from synnet.errors import SynnetError, UnknownModalityError
+from synnet.imageio.read import declared_bytes
 from synnet.modalities import VALID_NAMES, Modality, parse_modality
 
 TRUTH_PREFIX = "truth_"
@@ -36,6 +37,13 @@ class FormParts:
     sources: dict[Modality, Part] = field(default_factory=dict)
     truths: dict[Modality, Part] = field(default_factory=dict)
     mask: Part | None = None
+
+    def files(self) -> list[Part]:
+        return [*self.sources.values(), *self.truths.values(), *([self.mask] if self.mask else [])]
+
+    def declared_bytes(self) -> int:
+        """What decoding every part costs by its header (0 for a part the reader refuses from its header)."""
+        return sum(declared_bytes(part.data) or 0 for part in self.files())
 
 
 def classify(name: str) -> tuple[str, Modality | None]:

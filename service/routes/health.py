@@ -20,7 +20,12 @@ async def healthz(settings: SettingsDep) -> Health:
     "/readyz",
     response_model=Readiness,
     summary="Readiness: models loaded and at least one serving",
-    responses={503: {"model": Readiness, "description": "still loading, or no model could be loaded"}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "still loading, no model could be loaded, or draining after SIGTERM (`unavailable`)",
+        }
+    },
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     store = runtime.store
@@ -28,7 +33,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         body = Readiness(status="loading", models=[], failed=[])
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
     failed = [{"name": u.name, "reason": u.reason} for u in store.unavailable]
-    status = "ready" if len(store) else "unavailable"
-    body = Readiness(status=status, models=sorted(store.models), failed=failed)
-    return JSONResponse(body.model_dump(), status_code=200 if len(store) else 503)
+    serving = len(store) > 0 and not runtime.draining  # a draining replica takes no new work
+    body = Readiness(status="ready" if serving else "unavailable", models=sorted(store.models), failed=failed)
+    return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 

@@ -69,7 +69,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "malformed multipart body"},
     401: {"model": ErrorBody, "description": "API key missing or wrong (only when keys are configured)"},
     404: {"model": ErrorBody, "description": "no model serves this src → dst; `available` lists what does"},
-    413: {"model": ErrorBody, "description": "upload larger than the limit (answered before it is read)"},
+    413: {
+        "model": ErrorBody,
+        "description": (
+            "upload larger than the limit (answered before it is read), or images that declare more "
+            "than the image limits or the decoded-bytes budget"
+        ),
+    },
     415: {"model": ErrorBody, "description": "not multipart, or a file that is neither NIfTI nor PNG"},
     422: {
         "model": ErrorBody,
@@ -78,7 +84,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "shapes or affines, 4D image, NaN/Inf values..."
         ),
     },
-    503: {"model": ErrorBody, "description": "too many requests in progress, or models still loading (Retry-After)"},
+    503: {
+        "model": ErrorBody,
+        "description": (
+            "too many requests or decoded bytes in progress, models still loading, or the service "
+            "shutting down (Retry-After)"
+        ),
+    },
     504: {"model": ErrorBody, "description": "the synthesis did not finish within the request timeout"},
 }
 
@@ -124,10 +136,12 @@ async def synthesize_route(
             code="download_needs_one_target",
         )
     runtime.require_store()
-    # Admitted before the body is read: a busy service refuses at once instead of buffering uploads.
+    # Admitted before the body is read: a busy service refuses at once instead of buffering uploads;
+    # then the decoded bytes the files declare are reserved before any of them is decoded.
     async with runtime.admission.slot():
         parts = await _read_upload(request, runtime.settings.max_form_parts, runtime.settings.upload_timeout_s)
-        outcome = await synthesize(runtime, sources, targets, parts, format)
+        async with runtime.admission.reserve(parts.declared_bytes()):
+            outcome = await synthesize(runtime, sources, targets, parts, format)
     if as_file:
         return download_response(outcome.targets[targets[0]])
     return outcome.to_response()

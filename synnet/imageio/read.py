@@ -115,6 +115,47 @@ def read_image(
     return array, meta
 
 
+def declared_bytes(data: bytes, limits: ImageLimits | None = None) -> int | None:
+    """The memory reading ``data`` takes by its header alone, before any pixel is inflated.
+
+    NIfTI: ``vox_offset + voxels x itemsize`` (the bytes inflated) plus ``4 x voxels`` (the float32
+    image); PNG: the decoded pixels plus ``4 x pixels``. None for a file whose header cannot be read
+    or whose sizes exceed ``limits``: :func:`read_image` refuses it from that header, at no cost.
+    """
+    limits = limits or ImageLimits()
+    if data.startswith(_PNG_MAGIC):
+        if len(data) < 33 or data[12:16] != b"IHDR":
+            return None
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        bits, colour = data[24], data[25]
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
+        pixels = width * height
+        if pixels > limits.max_voxels or max(width, height) > limits.max_side:
+            return None
+        return pixels * (channels * max(bits, 8) // 8) + 4 * pixels
+    try:
+        if data.startswith(_GZIP_MAGIC):
+            first = bytearray(_NIFTI2_HEADER)
+            head = bytes(first[: _Inflater(data, "upload").read_into(first)])
+        else:
+            head = data[:_NIFTI2_HEADER]
+        image_class = _nifti_class(head)
+        if image_class is None or len(head) < image_class.header_class.template_dtype.itemsize:
+            return None
+        header = _header_from(head[: image_class.header_class.template_dtype.itemsize], image_class, "", check=False)
+        offset = float(header["vox_offset"])
+        shape = tuple(int(s) for s in header.get_data_shape())
+        itemsize = header.get_data_dtype().itemsize
+    except (InvalidImageError, ValueError, TypeError, OverflowError):
+        return None
+    voxels = _count(shape)
+    if not 0 <= offset <= limits.max_header_bytes or any(side < 1 for side in shape) or voxels > limits.max_voxels:
+        return None
+    if voxels * itemsize > limits.max_data_bytes:
+        return None
+    return int(offset) + voxels * itemsize + 4 * voxels
+
+
 def _looks_like_nifti_header(data: bytes) -> bool:
     return _nifti_class(data) is not None
 

@@ -1,0 +1,185 @@
+"""Abandoned work is cancelled: a client that goes away frees its admission slot and its queued slices
+at once, and is logged as one INFO line and counted under 499, never as a 500 with a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from service.batcher import Batcher
+from synnet.modalities import Modality
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_caller_leaves_the_queue_at_once() -> None:
+    """While a forward runs, a waiting chunk whose caller is cancelled leaves the queue then, not later."""
+    release = threading.Event()
+    seen: list[int] = []
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        release.wait(10)
+        return x
+
+    depth: list[int] = []
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        batcher = Batcher("m", forward, executor, max_batch_size=2, max_delay_s=0.0, on_queue_depth=depth.append)
+        batcher.start()
+        try:
+            running = asyncio.ensure_future(batcher.submit(torch.zeros(2, 1, 16, 16)))
+            while not seen:  # the first chunk is in its forward
+                await asyncio.sleep(0.01)
+            abandoned = asyncio.ensure_future(batcher.submit(torch.zeros(2, 1, 16, 16)))
+            kept = asyncio.ensure_future(batcher.submit(torch.ones(1, 1, 16, 16)))
+            await asyncio.sleep(0.01)
+            assert depth[-1] == 3
+            abandoned.cancel()
+            await asyncio.sleep(0.01)
+            assert depth[-1] == 1  # only the kept chunk waits
+            release.set()
+            assert (await running).shape[0] == 2 and (await kept).shape[0] == 1
+        finally:
+            release.set()
+            await batcher.stop()
+    assert seen == [2, 1] and depth[-1] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Against a real ``python -m service``
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def metric(self, name: str) -> float:
+        """The sum of every sample of ``name`` (any labels) in /metrics."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+    def requests(self, status: int) -> float:
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        pattern = rf'^synnet_http_requests_total{{[^}}]*status="{status}"[^}}]*}} (\S+)$'
+        return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+
+@pytest.fixture(scope="module")
+def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_PORT": str(port), "SYNNET_DEVICE": "cpu",
+        "SYNNET_LOG_LEVEL": "info", "SYNNET_TORCH_THREADS": "1", "SYNNET_MAX_QUEUED_REQUESTS": "1",
+        "SYNNET_MAX_BATCH_SIZE": "1", "SYNNET_CROP_TO_BRAIN": "false",
+    }  # fmt: skip
+    log = tmp_path_factory.mktemp("disconnect") / "service.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield Server(url, process, log)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def multipart(fields: dict[str, tuple[str, bytes]], query: str = "src=T1&dst=T2") -> bytes:
+    """A whole HTTP/1.1 POST /synthesize request, as bytes."""
+    boundary = "synnetboundary"
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+        for name, (filename, data) in fields.items()
+    ) + f"--{boundary}--\r\n".encode()
+    head = (
+        f"POST /synthesize?{query} HTTP/1.1\r\nHost: test\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``condition()`` held; fails after ``timeout``."""
+    began = time.monotonic()
+    while not condition():
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic() - began
+
+
+@pytest.mark.slow
+def test_a_client_gone_after_its_upload_frees_its_slot_and_its_slices(server, case) -> None:
+    volume = case[Modality.T1].array
+    image = nib.Nifti1Image(volume.astype(np.int16), case[Modality.T1].affine)
+    request = multipart({"T1": ("t1.nii.gz", gzip.compress(image.to_bytes(), compresslevel=1))})
+    brain_slices = int((volume != 0).any(axis=(0, 1)).sum())
+    ran_before = server.metric("synnet_batch_size_sum")
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        wait_until(lambda: server.metric("synnet_batch_size_sum") > ran_before, timeout=60)  # it runs
+    # Closed: the slot frees at once (the only one: the next request is admitted), its slices are dropped.
+    freed_after = wait_until(lambda: server.metric("synnet_syntheses_in_flight") == 0, timeout=5)
+    assert server.metric("synnet_queue_depth") == 0
+    time.sleep(0.5)  # a forward already running may still finish
+    ran = server.metric("synnet_batch_size_sum") - ran_before
+    print(f"disconnect: slot free {freed_after:.2f} s after the close, {ran:.0f} of {brain_slices} slices ran")
+    assert ran < brain_slices / 2, f"{ran} of {brain_slices} slices ran for a client that was gone"
+    assert freed_after < 2
+    wait_until(lambda: server.requests(499) == 1, timeout=5)
+    assert server.requests(500) == 0
+    log = server.log.read_text()
+    assert len(re.findall(r"INFO service\.middleware: client disconnected: POST /synthesize", log)) == 1, log[-3000:]
+    assert "Traceback" not in log and "ERROR" not in log
+
+
+@pytest.mark.slow
+def test_a_client_gone_mid_upload_is_a_499_not_a_500(server) -> None:
+    before = server.requests(499)
+    request = multipart({"T1": ("t1.nii", b"\0" * 100_000)})
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request[:5000])  # the headers and the start of the body, then gone
+        time.sleep(0.3)
+    wait_until(lambda: server.requests(499) == before + 1, timeout=5)
+    assert server.requests(500) == 0
+    assert server.metric("synnet_syntheses_in_flight") == 0
+    log = server.log.read_text()
+    assert "Traceback" not in log and "ERROR" not in log
+    assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200

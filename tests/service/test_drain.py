@@ -1,0 +1,151 @@
+"""Graceful drain of a real ``python -m service``: SIGTERM with volume requests in flight.
+
+/readyz turns 503 at once and new syntheses get a JSON 503 ``shutting_down`` while the port stays
+open; the syntheses in flight finish (or, past ``SYNNET_DRAIN_TIMEOUT_S``, get a JSON 503 too,
+never uvicorn's text/plain 500); the process exits 0.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import nibabel as nib
+import numpy as np
+import pytest
+
+from synnet.modalities import Modality
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+IN_FLIGHT = 3
+
+
+@contextmanager
+def service(store: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m service`` on a free port, ready; killed at the end if it is still running."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = os.environ | {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_PORT": str(port), "SYNNET_DEVICE": "cpu",
+        "SYNNET_LOG_LEVEL": "info", "SYNNET_TORCH_THREADS": "1", "SYNNET_MAX_BATCH_SIZE": "1",
+        "SYNNET_CROP_TO_BRAIN": "false", **env,
+    }  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=environ, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def in_flight(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return float(re.search(r"^synnet_syntheses_in_flight (\S+)$", text, re.M).group(1))
+
+
+def queued(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(float(v) for v in re.findall(r"^synnet_queue_depth{[^}]*} (\S+)$", text, re.M))
+
+
+@pytest.fixture(scope="module")
+def volume(case) -> bytes:
+    image = nib.Nifti1Image(case[Modality.T1].array.astype(np.int16), case[Modality.T1].affine)
+    return gzip.compress(image.to_bytes(), compresslevel=1)
+
+
+def send_volumes(url: str, volume: bytes, pool: ThreadPoolExecutor) -> list[Future[httpx.Response]]:
+    """``IN_FLIGHT`` volume syntheses, returned once every one of them is past its upload, in the batcher."""
+
+    def post() -> httpx.Response:
+        files = {"T1": ("t1.nii.gz", volume)}
+        return httpx.post(f"{url}/synthesize", params={"src": "T1", "dst": "T2"}, files=files, timeout=120)
+
+    futures = [pool.submit(post) for _ in range(IN_FLIGHT)]
+    wait_for(lambda: in_flight(url) == IN_FLIGHT and queued(url) >= IN_FLIGHT - 1, timeout=60)
+    return futures
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_sigterm_drains_volumes_in_flight_then_exits_0(store, volume, tmp_path, record_property) -> None:
+    log = tmp_path / "service.log"
+    with service(store, log, SYNNET_DRAIN_TIMEOUT_S="120") as (url, process), ThreadPoolExecutor(4) as pool:
+        futures = send_volumes(url, volume, pool)
+        process.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        ready = httpx.get(f"{url}/readyz", timeout=5)  # the port is still open, on a new connection
+        refused = httpx.post(
+            f"{url}/synthesize", params={"src": "T1", "dst": "T2"}, files={"T1": ("t1.png", b"png")}, timeout=10
+        )
+        answered_in = time.monotonic() - began
+        responses = [f.result(timeout=120) for f in futures]
+        code = process.wait(timeout=60)
+        drained_in = time.monotonic() - began
+    record_property("refused_while_draining_s", round(answered_in, 3))  # the figures of docs/service.md
+    record_property("sigterm_to_exit_s", round(drained_in, 1))
+    print(f"drain: /readyz and the refusal answered within {answered_in:.3f} s, {IN_FLIGHT} volumes finished "
+          f"{[r.status_code for r in responses]}, exit {code} {drained_in:.1f} s after SIGTERM")  # fmt: skip
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert refused.json()["error"] == "shutting_down"
+    assert answered_in < 2
+    assert [r.status_code for r in responses] == [200] * IN_FLIGHT, [r.text[:200] for r in responses]
+    assert all(r.json()["targets"]["T2"]["shape"] == [240, 240, 155] for r in responses)
+    assert code == 0
+    text = log.read_text()
+    assert "Traceback" not in text and "drained: no synthesis in flight" in text
+
+
+def test_past_the_drain_timeout_requests_get_json_503_and_the_process_exits_0(store, volume, tmp_path) -> None:
+    log = tmp_path / "service.log"
+    with service(store, log, SYNNET_DRAIN_TIMEOUT_S="0.5") as (url, process), ThreadPoolExecutor(4) as pool:
+        futures = send_volumes(url, volume, pool)
+        process.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        responses = [f.result(timeout=60) for f in futures]
+        code = process.wait(timeout=30)
+        ended_in = time.monotonic() - began
+    statuses = [r.status_code for r in responses]
+    print(f"drain timeout 0.5 s: {statuses}, exit {code} {ended_in:.1f} s after SIGTERM")
+    assert 503 in statuses and set(statuses) <= {200, 503}, statuses
+    for response in responses:
+        assert response.headers["content-type"] == "application/json", response.text[:200]
+        if response.status_code == 503:
+            assert response.json()["error"] == "shutting_down"
+    assert code == 0
+    assert "Traceback" not in log.read_text()
