@@ -7,19 +7,14 @@ The bundled models accept any in-plane size >= 16, so every 4th voxel in-plane o
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import nibabel as nib
 import numpy as np
 import pytest
 
+from live_service import live_service
 from synnet.dataset_layout import BRATS_2021, BRATS_2023, Layout
 from synnet.modalities import Modality
 
@@ -61,39 +56,15 @@ def dataset(phantom_cases: list[Path], tmp_path_factory: pytest.TempPathFactory)
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m service`` on 127.0.0.1 serving the bundled models of :data:`SERVED`; its URL."""
     store = tmp_path_factory.mktemp("served_store")
     for name in SERVED:
         (store / name).symlink_to(BUNDLED / name, target_is_directory=True)
-    port = free_port()
-    env = os.environ | {
-        "SYNNET_MODEL_STORE": str(store), "SYNNET_PORT": str(port), "SYNNET_DEVICE": "cpu",
-        "SYNNET_LOG_LEVEL": "warning", "SYNNET_API_KEYS": "test-key",
+    env = {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "warning",
+        "SYNNET_API_KEYS": "test-key",
     }  # fmt: skip
-    log = tmp_path_factory.mktemp("service") / "service.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.kill()
-        process.wait(timeout=10)
+    with live_service(env, tmp_path_factory.mktemp("service") / "service.log", ready_timeout_s=180) as running:
+        yield running.url

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,10 +19,9 @@ import numpy as np
 import pytest
 import torch
 
+from live_service import LiveService, live_service, multipart_request
 from service.batcher import Batcher
 from synnet.modalities import Modality
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.anyio
@@ -68,11 +62,8 @@ async def test_a_cancelled_caller_leaves_the_queue_at_once() -> None:
 # Against a real ``python -m service``
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
+class Server(LiveService):
+    """The running service, reading its own /metrics."""
 
     def metric(self, name: str) -> float:
         """The sum of every sample of ``name`` (any labels) in /metrics."""
@@ -87,50 +78,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = os.environ | {
-        "SYNNET_MODEL_STORE": str(store), "SYNNET_PORT": str(port), "SYNNET_DEVICE": "cpu",
-        "SYNNET_LOG_LEVEL": "info", "SYNNET_TORCH_THREADS": "1", "SYNNET_MAX_QUEUED_REQUESTS": "1",
-        "SYNNET_MAX_BATCH_SIZE": "1", "SYNNET_CROP_TO_BRAIN": "false",
+    env = {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "info",
+        "SYNNET_TORCH_THREADS": "1", "SYNNET_MAX_QUEUED_REQUESTS": "1", "SYNNET_MAX_BATCH_SIZE": "1",
+        "SYNNET_CROP_TO_BRAIN": "false",
     }  # fmt: skip
-    log = tmp_path_factory.mktemp("disconnect") / "service.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield Server(url, process, log)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def multipart(fields: dict[str, tuple[str, bytes]], query: str = "src=T1&dst=T2") -> bytes:
-    """A whole HTTP/1.1 POST /synthesize request, as bytes."""
-    boundary = "synnetboundary"
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
-        for name, (filename, data) in fields.items()
-    ) + f"--{boundary}--\r\n".encode()
-    head = (
-        f"POST /synthesize?{query} HTTP/1.1\r\nHost: test\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    with live_service(env, tmp_path_factory.mktemp("disconnect") / "service.log", ready_timeout_s=90) as running:
+        yield Server(running.url, running.process, running.log)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> float:
@@ -147,7 +101,7 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> float:
 def test_a_client_gone_after_its_upload_frees_its_slot_and_its_slices(server, case) -> None:
     volume = case[Modality.T1].array
     image = nib.Nifti1Image(volume.astype(np.int16), case[Modality.T1].affine)
-    request = multipart({"T1": ("t1.nii.gz", gzip.compress(image.to_bytes(), compresslevel=1))})
+    request = multipart_request({"T1": ("t1.nii.gz", gzip.compress(image.to_bytes(), compresslevel=1))})
     brain_slices = int((volume != 0).any(axis=(0, 1)).sum())
     ran_before = server.metric("synnet_batch_size_sum")
     host, port = server.url.removeprefix("http://").split(":")
@@ -172,7 +126,7 @@ def test_a_client_gone_after_its_upload_frees_its_slot_and_its_slices(server, ca
 @pytest.mark.slow
 def test_a_client_gone_mid_upload_is_a_499_not_a_500(server) -> None:
     before = server.requests(499)
-    request = multipart({"T1": ("t1.nii", b"\0" * 100_000)})
+    request = multipart_request({"T1": ("t1.nii", b"\0" * 100_000)})
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request[:5000])  # the headers and the start of the body, then gone

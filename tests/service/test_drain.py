@@ -8,12 +8,9 @@ never uvicorn's text/plain 500); the process exits 0.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,46 +22,23 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from live_service import live_service
 from synnet.modalities import Modality
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 IN_FLIGHT = 3
 
 
 @contextmanager
 def service(store: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m service`` on a free port, ready; killed at the end if it is still running."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    environ = os.environ | {
-        "SYNNET_MODEL_STORE": str(store), "SYNNET_PORT": str(port), "SYNNET_DEVICE": "cpu",
-        "SYNNET_LOG_LEVEL": "info", "SYNNET_TORCH_THREADS": "1", "SYNNET_MAX_BATCH_SIZE": "1",
-        "SYNNET_CROP_TO_BRAIN": "false", **env,
+    """:func:`live_service` with one slice per batch, no crop, INFO logs and ``env`` on top; its URL and process."""
+    settings = {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "info",
+        "SYNNET_TORCH_THREADS": "1", "SYNNET_MAX_BATCH_SIZE": "1", "SYNNET_CROP_TO_BRAIN": "false", **env,
     }  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=environ, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    with live_service(settings, log, ready_timeout_s=90) as running:
+        yield running.url, running.process
 
 
 def in_flight(url: str) -> float:

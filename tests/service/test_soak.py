@@ -5,11 +5,8 @@ after warm-up, and every request accounted for in /metrics."""
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,11 +17,11 @@ import httpx
 import pytest
 from hostile_corpus import corpus
 
+from live_service import live_service, multipart_request, process_memory_mb
 from synnet.modalities import Modality
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 ROUNDS, WARM_UP_ROUNDS = 40, 8
 CLIENTS = 4
 QUERY = {"src": "T1", "dst": "T2"}
@@ -35,56 +32,13 @@ HOSTILE_STATUS = {"too_large": 413, "unsupported_format": 415}
 
 @pytest.fixture(scope="module")
 def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = os.environ | {
-        "SYNNET_MODEL_STORE": str(store), "SYNNET_PORT": str(port), "SYNNET_DEVICE": "cpu",
-        "SYNNET_LOG_LEVEL": "warning", "SYNNET_TORCH_THREADS": "1",
+    env = {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "warning",
+        "SYNNET_TORCH_THREADS": "1",
     }  # fmt: skip
-    log = tmp_path_factory.mktemp("soak") / "service.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url, process.pid
-        assert "Traceback" not in log.read_text()
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no {field} in /proc")
-
-
-def multipart_request(filename: str, data: bytes) -> bytes:
-    boundary = "soakboundary"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="T1"; filename="{filename}"\r\n\r\n'.encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    head = (
-        "POST /synthesize?src=T1&dst=T2 HTTP/1.1\r\nHost: soak\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    with live_service(env, tmp_path_factory.mktemp("soak") / "service.log", ready_timeout_s=90) as running:
+        yield running.url, running.process.pid
+        assert "Traceback" not in running.log.read_text()
 
 
 def workload(small_case, kit) -> list[tuple[str, Callable[[str, httpx.Client], str]]]:
@@ -110,7 +64,7 @@ def workload(small_case, kit) -> list[tuple[str, Callable[[str, httpx.Client], s
     def vanish(url: str, client: httpx.Client) -> str:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(multipart_request("t1.nii.gz", volume))
+            sock.sendall(multipart_request({"T1": ("t1.nii.gz", volume)}))
         return "gone"
 
     def round_calls() -> list[tuple[str, Callable[[str, httpx.Client], str]]]:
@@ -141,7 +95,7 @@ def test_soak(server, small_case, kit, record_property) -> None:
         for kind, outcome in zip([k for k, _ in warm], pool.map(lambda c: c[1](url, client), warm), strict=True):
             seen[f"{kind}:{outcome}"] += 1
         time.sleep(1)
-        rss_warm = rss_mb(pid)
+        rss_warm = process_memory_mb(pid)
         for kind, outcome in zip([k for k, _ in rest], pool.map(lambda c: c[1](url, client), rest), strict=True):
             seen[f"{kind}:{outcome}"] += 1
     seconds = time.perf_counter() - began
@@ -150,7 +104,7 @@ def test_soak(server, small_case, kit, record_property) -> None:
     while sum(synthesize_count(url).values()) < len(calls) and time.monotonic() < deadline:
         time.sleep(0.2)
     counts = synthesize_count(url)
-    rss_end, peak = rss_mb(pid), rss_mb(pid, "VmHWM")
+    rss_end, peak = process_memory_mb(pid), process_memory_mb(pid, "VmHWM")
     record_property("soak_requests", len(calls))
     record_property("soak_seconds", round(seconds, 1))
     record_property("soak_statuses", dict(counts))

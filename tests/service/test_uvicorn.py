@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,59 +14,26 @@ import numpy as np
 import pytest
 
 from float_tolerance import assert_close_but_for_pool_flips
+from live_service import LiveService, live_service
 from synnet.imageio import read_image
 from synnet.modalities import Modality
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 UPLOAD_LIMIT = 1024 * 1024
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = free_port()
-    env = os.environ | {
+def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    env = {
         "SYNNET_MODEL_STORE": str(store),
-        "SYNNET_PORT": str(port),
         "SYNNET_DEVICE": "cpu",
         "SYNNET_LOG_LEVEL": "warning",
         "SYNNET_TORCH_THREADS": "1",
         "SYNNET_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
     }
-    log = tmp_path_factory.mktemp("uvicorn") / "service.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"python -m service did not become ready:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield Server(url, process, log)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    with live_service(env, tmp_path_factory.mktemp("uvicorn") / "service.log", ready_timeout_s=60) as running:
+        yield running
 
 
 def raw_exchange(url: str, head: bytes, body: bytes = b"") -> bytes:
