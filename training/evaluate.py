@@ -49,6 +49,7 @@ from synnet.modalities import Modality
 from synnet.normalization import brain_mask, normalize
 from synnet.store import LoadedModel, ModelStore
 from training.data.brats import BratsCase, LoadedCase, find_cases, load_case
+from training.evaluation_figure import figure_columns, held_out_figure
 
 logger = logging.getLogger(__name__)
 
@@ -245,45 +246,6 @@ def _rounded(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def figure(manifest: ModelManifest, prediction: CasePrediction, path: Path, n_slices: int = 3) -> None:
-    """Sources, truth, synthesized and |error| for ``n_slices`` axial slices through the tumour (or brain)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    loaded, mask, y = prediction.loaded, prediction.mask, prediction.y
-    focus = loaded.seg > 0 if loaded.seg is not None and loaded.seg.any() else mask
-    zs = np.flatnonzero(focus.any(axis=(0, 1)))
-    chosen = zs[np.linspace(0, len(zs) - 1, n_slices + 2).round().astype(int)[1:-1]]
-    columns: list[tuple[str, np.ndarray, str]] = []
-    for m in manifest.src:
-        columns.append((f"{m.value} (source)", prediction.model_space(m, manifest), "gray"))
-    for channel, target in enumerate(manifest.dst):
-        truth = prediction.model_space(target, manifest)
-        columns.append((f"{target.value} truth", truth, "gray"))
-        columns.append((f"{target.value} synthesized", y[channel], "gray"))
-        columns.append((f"|error| {target.value}", np.abs(y[channel] - truth), "magma"))
-    rows, cols = np.nonzero(mask.any(axis=2))
-    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-    fig, axes = plt.subplots(len(chosen), len(columns), figsize=(2.2 * len(columns), 2.4 * len(chosen)), squeeze=False)
-    for r, z in enumerate(chosen):
-        for c, (title, volume, cmap) in enumerate(columns):
-            ax = axes[r, c]
-            vmax = 0.5 if cmap == "magma" else 1.0
-            ax.imshow(np.rot90(volume[box[0], box[1], z]), cmap=cmap, vmin=0.0, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=8)
-            if c == 0:
-                ax.set_ylabel(f"z = {z}", fontsize=8)
-    fig.suptitle(f"{manifest.name} on {prediction.case_id} (held out)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 def run_evaluation(
     data: Path,
     store: Path,
@@ -345,7 +307,12 @@ def run_evaluation(
             case = available[case_id] if case_id in ids else extra[case_id]
             prediction = predict_case(model, case, batch_size)  # once, for rows and figure
             if wants_figure:
-                figure(model.manifest, prediction, figure_path)
+                columns = figure_columns(
+                    {m: prediction.model_space(m, model.manifest) for m in (*model.manifest.src, *model.manifest.dst)},
+                    model.manifest, prediction.y,
+                )  # fmt: skip
+                title = f"{model.manifest.name} on {prediction.case_id} (held out)"
+                held_out_figure(columns, prediction.mask, prediction.loaded.seg, title, figure_path)
             if (name, case_id) in done:
                 continue
             new_rows = score_prediction(model.manifest, prediction)
