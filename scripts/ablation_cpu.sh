@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 steps=${1:-300}; src=${2:-T1}; dst=${3:-T2}
 data=../shared/data/brats18
 tag=$(echo "${src}_to_${dst}" | tr ',' '-' | tr 'A-Z' 'a-z')
-root=runs/ablation/$tag
+root=runs/ablation/${tag}_${steps}steps
 test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
 common=(--data "$data" --test-cases "$test_cases" --val-cases 0 --src "$src" --dst "$dst"
         --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine

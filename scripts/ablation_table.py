@@ -1,0 +1,57 @@
+"""Print the markdown table of one ablation folder made by scripts/ablation_cpu.sh.
+
+    python scripts/ablation_table.py runs/ablation/t1_to_t2_1500steps
+
+One row per arm: the change it makes, its compute (optimizer steps, training seconds on this
+machine), and its scores from ``evaluation/summary.csv``: brain PSNR/SSIM and BraSyn scores on
+the held-out BraTS 2018 cases, brain PSNR/SSIM on the BraTS 2023 case.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+CHANGES = {
+    "a_joint": "today's recipe (joint loss over the whole window)",
+    "b_joint_mask": "+ loss inside the brain only (`--mask-loss`)",
+    "c_joint_l1_mask": "+ L1 instead of L2 in the joint loss (`--loss joint_l1`)",
+    "d_joint_l1_mask_intensity": "+ intensity augmentation (`--intensity-augment`)",
+}
+
+
+def cell(row: dict[str, str], metric: str, digits: int) -> str:
+    mean, std = row.get(f"{metric}_mean", ""), row.get(f"{metric}_std", "")
+    if mean in ("", "nan"):
+        return "–"
+    value = f"{float(mean):.{digits}f}"
+    return value if std in ("", "0.000000") else f"{value} ± {float(std):.{digits}f}"  # one case: no spread
+
+
+def main(folder: Path) -> None:
+    rows = list(csv.DictReader((folder / "evaluation" / "summary.csv").open()))
+    print(
+        "| arm | change | steps / train s | brain PSNR | brain SSIM | BraSyn PSNR | BraSyn SSIM tumour / rest "
+        "| BraTS 2023 brain PSNR / SSIM |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for arm, change in CHANGES.items():
+        ours = [r for r in rows if r["model"] == arm]
+        if not ours:
+            continue
+        test = next(r for r in ours if r["dataset"] != "brats23")
+        other = next((r for r in ours if r["dataset"] == "brats23"), None)
+        training = json.loads((folder / "store" / arm / "manifest.json").read_text())["training"]
+        compute = f"{training['steps']} / {training['train_seconds']:.0f}"
+        brats23 = f"{cell(other, 'psnr_brain', 2)} / {cell(other, 'ssim_brain', 3)}" if other else "–"
+        print(
+            f"| `{arm}` | {change} | {compute} | {cell(test, 'psnr_brain', 2)} | {cell(test, 'ssim_brain', 3)} "
+            f"| {cell(test, 'psnr_brasyn', 2)} | {cell(test, 'ssim_brasyn_tumour', 3)} / "
+            f"{cell(test, 'ssim_brasyn_rest', 3)} | {brats23} |"
+        )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
