@@ -19,7 +19,9 @@ def test_plan_holds_every_paper_cell_and_ten_bundled_models() -> None:
     comparison = [run for run in runs if run.kind == COMPARISON]
     bundled = [run for run in runs if run.kind == BUNDLED]
     assert len(comparison) == 8 + 18 - 2  # Table 3 and 4 share SynNet/L2 for T1→T2 and T2→T1
-    assert len(bundled) == 10 and {run.loss for run in bundled} == {"joint"}
+    assert len(bundled) == 10 and {run.loss for run in bundled} == {"joint_l1"}  # adopted by the ablation
+    assert {run.options for run in bundled} == {("--mask-loss", "--intensity-augment")}
+    assert {run.options for run in comparison} == {()}  # the paper's recipe, reproducible
     for arch, src, dst, _ in PAPER_TABLE3:
         assert any(r.arch == arch and r.loss == "l2" and r.src == (src,) and r.dst == (dst,) for r in comparison)
     for loss, src, dst, target in PAPER_TABLE4:
@@ -41,6 +43,9 @@ def test_fit_command_resumes_from_the_last_checkpoint(tmp_path: Path) -> None:
     assert command[command.index("--time-limit") + 1] == "180"
     assert command[command.index("--out") + 1] == str(tmp_path / "b")
     assert "--resume" not in command
+    assert command[command.index("--loss") + 1] == "joint_l1" and {"--mask-loss", "--intensity-augment"} <= set(command)
+    paper_run = next(r for r in plan() if r.kind != BUNDLED)
+    assert "--mask-loss" not in fit_command(paper_run, settings)
     (tmp_path / run.name).mkdir()
     (tmp_path / run.name / "last.pt").touch()
     assert fit_command(run, settings)[-2:] == ["--resume", str(tmp_path / run.name / "last.pt")]

@@ -51,6 +51,7 @@ def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
         "--batch-size", str(settings.batch_size), "--slice-size", str(settings.slice_size),
         "--workers", str(settings.workers),
         "--out", str(settings.stores.of(run)), "--name", run.name, "--run-dir", str(run_dir),
+        *run.options,
     ]  # fmt: skip
     if (run_dir / "last.pt").exists():
         command += ["--resume", str(run_dir / "last.pt")]
