@@ -84,7 +84,7 @@ async def synthesize(
             raise MissingPartError("no source image was sent; add a file part named after its modality")
         check_disjoint(src, dst)
     check_parts(parts, src, dst)
-    assignments = routing.plan(src, dst, store.manifests)
+    assignments = routing.plan(src, dst, store.manifests, store.evaluations)
     timeout = runtime.settings.request_timeout_s
     try:
         async with asyncio.timeout(timeout):

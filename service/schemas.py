@@ -102,12 +102,32 @@ class Readiness(BaseModel):
     failed: list[FailedModel] = Field(description="models that could not be loaded, and why")
 
 
+class TargetRoute(BaseModel):
+    """Which model makes one target of a configuration, and the held-out score routing compared."""
+
+    model: str
+    score: float | None = Field(description="the model's recorded held-out brain SSIM for it (closest evaluated)")
+
+
+class ConfigurationRoute(BaseModel):
+    """One servable configuration and, per target, the model that serves it (synnet.routing.plan)."""
+
+    configuration: str = Field(description="e.g. 'T1,FLAIR->T2'")
+    src: list[str]
+    dst: list[str]
+    targets: dict[str, TargetRoute]
+
+
 class ModelsResponse(BaseModel):
     models: list[dict[str, object]] = Field(
         description="manifests of the served models without internals, with their held-out scores "
         "(`evaluation`, `evaluation_data`) from evaluation.json"
     )
     configurations: list[str] = Field(description="served src->dst configurations, e.g. 'T1->T2'")
+    routes: list[ConfigurationRoute] = Field(
+        default_factory=list,
+        description="every servable configuration (all 50 with an any-to-any model) and the model serving each target",
+    )
     unavailable: list[FailedModel]
 
 

@@ -29,6 +29,7 @@ import torch
 
 from synnet import routing
 from synnet.errors import SynnetError, UnknownModalityError
+from synnet.evaluation import EvaluationRecord
 from synnet.imageio import ImageMeta, read_image, write_nifti
 from synnet.inference import check_size, synthesize, synthetic_description, to_raw_units
 from synnet.input_checks import InputWarning, check_inputs
@@ -134,6 +135,7 @@ class Synthesizer:
                 self.unavailable.append(Unavailable(folder.name, str(exc)))
                 continue
             self._folders[manifest.name], self._manifests[manifest.name] = folder, manifest
+        self._evaluations = {name: EvaluationRecord.load_if_present(f) for name, f in self._folders.items()}
         self._models: dict[str, LoadedModel] = {}
 
     @property
@@ -149,7 +151,7 @@ class Synthesizer:
     def plan(self, src: Sequence[str | Modality], dst: str | Sequence[str | Modality]) -> list[routing.Assignment]:
         """The models that would serve ``src`` → ``dst``, by the service's rule (:func:`synnet.routing.plan`)."""
         targets = parse_modalities(dst)
-        return routing.plan(parse_modalities(list(src)), targets, self.manifests)
+        return routing.plan(parse_modalities(list(src)), targets, self.manifests, self._evaluations)
 
     def model(self, name: str) -> LoadedModel:
         """The loaded model ``name`` (loaded, verified and warmed up on first use)."""
@@ -230,7 +232,7 @@ class Synthesizer:
     def _plan_and_load(self, src: Sequence[Modality], dst: Sequence[Modality]) -> list[routing.Assignment]:
         """Route as the service does over the models that load: one that fails is dropped and the rest re-planned."""
         while True:
-            assignments = routing.plan(src, dst, self.manifests)
+            assignments = routing.plan(src, dst, self.manifests, self._evaluations)
             try:
                 for assignment in assignments:
                     self.model(assignment.name)

@@ -8,6 +8,7 @@ by. Routing and ``/models`` read these scores to say how good a model is.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,43 @@ from synnet.modalities import Modality
 EVALUATION_FILE = "evaluation.json"
 
 
+class ConfigurationScore(BaseModel):
+    """Held-out scores of one target made from one set of sources (an any-to-any model's)."""
+
+    src: list[Modality]
+    target: Modality
+    metrics: TargetMetrics
+
+
 class EvaluationRecord(BaseModel):
-    """Mean (and spread) over held-out cases of each target's scores, and what they were measured on."""
+    """Mean (and spread) over held-out cases of each target's scores, and what they were measured on.
+
+    A dedicated model is scored on its own configuration (``targets``); an any-to-any model on
+    each configuration it was evaluated on (``configurations``, one entry per (sources, target)).
+    """
 
     targets: dict[Modality, TargetMetrics] = Field(default_factory=dict)
+    configurations: list[ConfigurationScore] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict, description="data folder, cases, command")
+
+    def score(self, src: Iterable[Modality], target: Modality) -> ConfigurationScore | None:
+        """The scores for ``target`` from ``src``, else from the closest evaluated sources, else None.
+
+        Closest: most sources in common with ``src``, then fewest sources not in ``src``, then the
+        sources in canonical order (deterministic). A configuration that uses the target as a source never counts.
+        """
+        given = set(src)
+        candidates = [c for c in self.configurations if c.target == target and target not in given]
+        if not candidates:
+            return None
+
+        order = list(Modality)
+
+        def distance(c: ConfigurationScore) -> tuple[int, int, list[int]]:
+            have = set(c.src)
+            return (-len(have & given), len(have - given), sorted(order.index(m) for m in have))
+
+        return min(candidates, key=distance)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / EVALUATION_FILE

@@ -80,7 +80,23 @@ def check_size(shape: Sequence[int], manifest: ModelManifest) -> None:
 
 
 def model_input(sources: Mapping[Modality, np.ndarray], mask: np.ndarray, manifest: ModelManifest) -> np.ndarray:
-    """The sources in the manifest's ``src`` order, each normalized per volume: (C, X, Y, Z)."""
+    """The sources in the manifest's ``src`` order, each normalized per volume: (C, X, Y, Z).
+
+    For an any-to-any model (``manifest.any_to_any``) every modality of ``src`` gets a channel and
+    one not given is NaN throughout: model space has no value that means "absent", so the
+    stack says it out of band, and :meth:`synnet.store.LoadedModel.forward` turns each NaN channel
+    into a zero channel plus ``present = 0`` for the network. Chunks of requests with different
+    sources then still batch together.
+    """
+    if manifest.any_to_any:
+        shape = as_volume(mask).shape
+        missing = np.full(shape, np.nan, dtype=np.float32)
+        return np.stack(
+            [
+                as_volume(normalize(sources[m], mask, manifest.normalization)[0]) if m in sources else missing
+                for m in manifest.src
+            ]
+        )
     return np.stack([as_volume(normalize(sources[m], mask, manifest.normalization)[0]) for m in manifest.src])
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.pt"
 SCHEMA_VERSION = 2  # 2: sha256 covers OUTPUT_FIELDS too; held-out scores moved to evaluation.json
 # Manifest fields that change a model's outputs for a given upload: part of its digest.
-OUTPUT_FIELDS = ("model_file", "src", "dst", "normalization", "output_reference", "input")
+OUTPUT_FIELDS = ("model_file", "src", "dst", "normalization", "output_reference", "input", "any_to_any")
 
 
 class ArchitectureSpec(BaseModel):
@@ -94,6 +95,11 @@ class ModelManifest(BaseModel):
         description="raw (lo, hi) a synthesized target is mapped back to: median over training cases",
     )
     input: InputSpec = Field(default_factory=InputSpec)
+    any_to_any: bool = Field(
+        default=False,
+        description="true: the model takes all of src (T1, T1c, T2, FLAIR) plus which are present, "
+        "forward(x (B, 4, H, W), present (B, 4)), and serves every (sources, targets) with no modality in both",
+    )
     training_data: TrainingDataSpec
     training: dict[str, Any] = Field(default_factory=dict, description="epochs, optimizer, batch size, seed...")
     validation: dict[Modality, TargetMetrics] = Field(default_factory=dict)
@@ -123,6 +129,12 @@ class ModelManifest(BaseModel):
     def config_key(self) -> tuple[tuple[Modality, ...], tuple[Modality, ...]]:
         return tuple(self.src), tuple(self.dst)
 
+    def serves(self, src: Sequence[Modality], target: Modality) -> bool:
+        """Whether this model can make ``target`` from exactly the sources ``src`` (or more of them)."""
+        if self.any_to_any:
+            return target not in src and set(src) <= set(self.src) and bool(set(src))
+        return set(self.src) <= set(src) and target in self.dst
+
     def sealed(self, model_path: str | Path) -> ModelManifest:
         """This manifest with ``sha256`` set to :func:`model_digest` of ``model_path`` and its output fields."""
         return self.model_copy(update={"sha256": model_digest(model_path, self)})
@@ -145,6 +157,8 @@ def model_digest(model_path: str | Path, manifest: ModelManifest) -> str:
     """sha256 over the model file's bytes and the canonical JSON of the manifest's :data:`OUTPUT_FIELDS`."""
     digest = hashlib.sha256(bytes.fromhex(sha256_file(model_path)))
     fields = manifest.model_dump(mode="json", include=set(OUTPUT_FIELDS))
+    if not fields["any_to_any"]:  # absent when false, so digests of models exported before the field stay valid
+        del fields["any_to_any"]
     digest.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
 

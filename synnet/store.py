@@ -105,13 +105,21 @@ class LoadedModel:
         return self.manifest.name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, len(src), H, W) float32 in model space → (B, len(dst), H, W) float32 on the CPU."""
+        """(B, len(src), H, W) float32 in model space → (B, len(dst), H, W) float32 on the CPU.
+
+        For an any-to-any model a channel that is NaN (:func:`synnet.inference.model_input`: a
+        source not given) goes to the network as zeros with ``present = 0`` for that sample.
+        """
         with torch.inference_mode():
             x = x.to(self.device, non_blocking=True)
+            present = None
+            if self.manifest.any_to_any:
+                present = (~torch.isnan(x).flatten(2).any(dim=2)).to(torch.float32)
+                x = torch.nan_to_num(x, nan=0.0)
             if self.channels_last:
                 x = as_channels_last(x)
             with self._autocast():
-                y = self.module(x)
+                y = self.module(x) if present is None else self.module(x, present)
             return y.float().cpu().contiguous()
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
@@ -144,6 +152,11 @@ class ModelStore:
     @property
     def manifests(self) -> list[ModelManifest]:
         return [m.manifest for m in self.models.values()]
+
+    @property
+    def evaluations(self) -> dict[str, EvaluationRecord | None]:
+        """Held-out scores by model name (``evaluation.json``), as :func:`synnet.routing.plan` compares them."""
+        return {name: m.evaluation for name, m in self.models.items()}
 
     def get(self, name: str) -> LoadedModel:
         """The model called ``name``; a :class:`StoreError` naming what is there otherwise."""
@@ -263,6 +276,8 @@ def _warm_up(model: LoadedModel) -> None:
     side = max(manifest.input.min_size, manifest.input.multiple_of, 32)
     side += (-side) % manifest.input.multiple_of
     x = torch.rand(1, len(manifest.src), side, side, generator=torch.Generator().manual_seed(0))
+    if manifest.any_to_any:  # one source given: every other decoder arm runs
+        x[:, 1:] = float("nan")
     try:
         for _ in range(WARMUP_RUNS):
             y = model.forward(x)

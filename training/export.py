@@ -43,14 +43,18 @@ class ExportError(SynnetError):
     code = "export_failed"
 
 
+Example = torch.Tensor | tuple[torch.Tensor, ...]
+
+
 def export_torchscript(
-    model: nn.Module, example: torch.Tensor, path: str | Path, verify: bool = True, atol: float = VERIFY_ATOL
+    model: nn.Module, example: Example, path: str | Path, verify: bool = True, atol: float = VERIFY_ATOL
 ) -> torch.jit.ScriptModule:
     """Script, freeze and save ``model``; reload the file and compare it with eager.
 
     Args:
         model: the network; it is put in eval mode (BatchNorm uses its running statistics).
-        example: an input (B, n_src, H, W) on the model's device used for the comparison.
+        example: an input (B, n_src, H, W) on the model's device used for the comparison, or the
+            any-to-any model's ``(x (B, 4, H, W), present (B, 4))``.
         path: where to write the TorchScript file.
         verify: reload the saved file and compare its output on ``example`` with eager's.
         atol: largest absolute difference allowed.
@@ -72,10 +76,11 @@ def export_torchscript(
     torch.jit.save(frozen, str(path))
     if not verify:
         return frozen
-    reloaded = torch.jit.load(str(path), map_location=example.device)
+    inputs = example if isinstance(example, tuple) else (example,)
+    reloaded = torch.jit.load(str(path), map_location=inputs[0].device)
     with torch.no_grad():
-        expected = model(example)
-        actual = reloaded(example)
+        expected = model(*inputs)
+        actual = reloaded(*inputs)
     if actual.shape != expected.shape:
         raise ExportError(f"exported model returns shape {tuple(actual.shape)}, eager {tuple(expected.shape)}")
     difference = float((actual - expected).abs().max())
@@ -99,7 +104,7 @@ def framework_versions() -> dict[str, str]:
 
 
 def write_model(
-    store_dir: str | Path, name: str, model: nn.Module, example: torch.Tensor, **manifest_fields: Any
+    store_dir: str | Path, name: str, model: nn.Module, example: Example, **manifest_fields: Any
 ) -> ModelManifest:
     """Write ``<store_dir>/<name>/{model.pt, manifest.json}``, replacing an older model of that name.
 
@@ -120,7 +125,8 @@ def write_model(
     """
     with staged_folder(store_dir, name) as staging:
         cpu_model = copy.deepcopy(model).to("cpu").float()  # leave the caller's model where it is
-        export_torchscript(cpu_model, example.to("cpu").float(), staging / MODEL_FILE)
+        inputs = example if isinstance(example, tuple) else (example,)
+        export_torchscript(cpu_model, tuple(t.to("cpu").float() for t in inputs), staging / MODEL_FILE)
         manifest = ModelManifest(
             name=name, frameworks=framework_versions(), sha256="", created=datetime.now(UTC), **manifest_fields
         ).sealed(staging / MODEL_FILE)
@@ -146,6 +152,14 @@ def example_input(n_src: int, size: int, batch: int = 2, seed: int = 0) -> torch
     return torch.rand(batch, n_src, size, size, generator=generator)
 
 
+def any_to_any_example(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x (4, 4, size, size), present (4, 4))``: one source, two, three, and another single one,
+    so the check runs every encoder and decoder arm; absent channels are zero, as inference feeds them."""
+    present = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=torch.float32)
+    x = example_input(4, size, batch=4, seed=seed) * present[:, :, None, None]
+    return x, present
+
+
 def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str | None = None) -> ModelManifest:
     """Export a training checkpoint to the model store, with the manifest recorded in it.
 
@@ -158,7 +172,8 @@ def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str |
     name = name or checkpoint["config"]["name"]
     model = model_from_checkpoint(checkpoint)
     size = fields["input"].get("trained_slice_size") or 64
-    example = example_input(len(fields["src"]), min(int(size), 256))
+    size = min(int(size), 256)
+    example = any_to_any_example(size) if fields.get("any_to_any") else example_input(len(fields["src"]), size)
     return write_model(store_dir, name, model, example, **fields)
 
 

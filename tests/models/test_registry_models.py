@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from float_tolerance import FLOAT64_RTOL, assert_close_to_scale
-from training.models import create_model, list_models, model_config, register_model
+from training.models import create_model, is_any_to_any, list_models, model_config, register_model
 
 # TorchScript is deprecated upstream but is this project's export format.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
 SMALL = {"features": 8, "depth": 3}
 ARMS = [(1, 1), (2, 1), (3, 2)]  # SISO, MISO, MIMO
+# the any-to-any model has its own tests (tests/models/test_unified.py)
+PAIRWISE = [name for name in list_models() if not is_any_to_any(name)]
 
 
 def _small(name: str, n_src: int, n_dst: int) -> torch.nn.Module:
@@ -21,7 +23,7 @@ def _small(name: str, n_src: int, n_dst: int) -> torch.nn.Module:
 
 
 def test_registry_lists_the_paper_networks() -> None:
-    assert list_models() == ["cnn", "deconvnet", "synnet", "unet"]
+    assert list_models() == ["cnn", "deconvnet", "synnet", "unet", "unified"]
 
 
 def test_registry_rejects_bad_requests() -> None:
@@ -35,13 +37,13 @@ def test_registry_rejects_bad_requests() -> None:
         register_model("synnet")(lambda n_src, n_dst: torch.nn.Identity())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 def test_model_config_records_every_hyper_parameter(name: str) -> None:
     assert model_config(name, 2, 1) == {"arch": name, "n_src": 2, "n_dst": 1, "features": 64, "depth": 4}
     assert model_config(name, 1, 3, features=8)["features"] == 8
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 @pytest.mark.parametrize(("n_src", "n_dst"), ARMS)
 def test_forward_shape_and_odd_sizes(name: str, n_src: int, n_dst: int) -> None:
     model = _small(name, n_src, n_dst).eval()
@@ -52,21 +54,21 @@ def test_forward_shape_and_odd_sizes(name: str, n_src: int, n_dst: int) -> None:
             assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 def test_default_width_and_depth_accept_the_smallest_slice(name: str) -> None:
     model = create_model(name, 1, 1).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 1, 16, 19)).shape == (1, 1, 16, 19)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 def test_wrong_channel_count_is_rejected(name: str) -> None:
     model = _small(name, 2, 1).eval()
     with pytest.raises(ValueError, match=r"expected input of shape \(B, 2, H, W\), got \[1, 3, 32, 32\]"):
         model(torch.rand(1, 3, 32, 32))
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 @pytest.mark.parametrize(("n_src", "n_dst"), ARMS)
 def test_backward_reaches_every_parameter(name: str, n_src: int, n_dst: int) -> None:
     model = _small(name, n_src, n_dst).train()
@@ -89,7 +91,7 @@ def _small_float64(name: str, n_src: int, n_dst: int) -> torch.nn.Module:
     return _small(name, n_src, n_dst).eval().double()
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 @pytest.mark.parametrize(("n_src", "n_dst"), ARMS)
 def test_torchscript_round_trip_freeze_and_trace(name: str, n_src: int, n_dst: int, tmp_path) -> None:
     model = _small_float64(name, n_src, n_dst)
@@ -108,7 +110,7 @@ def test_torchscript_round_trip_freeze_and_trace(name: str, n_src: int, n_dst: i
         assert_close_to_scale(traced(x), expected, FLOAT64_RTOL)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 def test_channels_last_gives_the_same_output(name: str) -> None:
     model = _small_float64(name, 2, 2)
     x = torch.rand(2, 2, 37, 53, dtype=torch.float64)
@@ -124,7 +126,7 @@ def _smooth_images(generator: torch.Generator, shape: tuple[int, ...]) -> torch.
     return torch.nn.functional.interpolate(coarse, size=shape[2:], mode="bilinear", align_corners=False)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", PAIRWISE)
 def test_overfits_a_single_batch(name: str) -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)

@@ -59,8 +59,8 @@ class SliceStack:
 
     @property
     def target_ranges(self) -> dict[Modality, IntensityRange]:
-        """Raw (lo, hi) of each target modality: what model space 0 and 1 meant for this case."""
-        return {m: self.ranges[m] for m in self.dst}
+        """Raw (lo, hi) of each target modality the case has: what model space 0 and 1 meant for it."""
+        return {m: self.ranges[m] for m in self.dst if m in self.ranges}
 
 
 def brain_slice_indices(mask3d: np.ndarray, min_brain_fraction: float = DEFAULT_MIN_BRAIN_FRACTION) -> np.ndarray:
@@ -133,6 +133,38 @@ def extract_slices(
         slice_indices=z,
         ranges=ranges,
     )
+
+
+def extract_available_slices(
+    case: LoadedCase,
+    params: NormalizationParams | None = None,
+    min_brain_fraction: float = DEFAULT_MIN_BRAIN_FRACTION,
+) -> SliceStack:
+    """All four modalities in canonical order, NaN where the case lacks one: the any-to-any model's data.
+
+    ``src`` and ``dst`` are both all four modalities and ``targets`` is ``sources`` itself (one
+    array): which are inputs and which outputs is drawn per training step
+    (:mod:`training.fitting.subsets`). The brain mask is the union over the modalities the case
+    has; ``ranges`` holds only those.
+
+    Raises:
+        DataError: the case has no image loaded (code ``missing_modality``).
+    """
+    have = tuple(m for m in Modality if m in case.images)
+    if not have:
+        raise DataError(f"case {case.case_id} was loaded without any image", code="missing_modality")
+    params = params or NormalizationParams()
+    mask = brain_mask([case.images[m] for m in have])
+    z = brain_slice_indices(mask, min_brain_fraction)
+    ranges: dict[Modality, IntensityRange] = {}
+    present = _normalized_slices(case, have, mask, z, params, ranges)
+    images = np.full((len(z), len(Modality), *mask.shape[:2]), np.nan, dtype=np.float32)
+    for channel, modality in enumerate(Modality):
+        if modality in have:
+            images[:, channel] = present[:, have.index(modality)]
+    masks = np.ascontiguousarray(np.moveaxis(mask[:, :, z], -1, 0))
+    every = tuple(Modality)
+    return SliceStack(case.case_id, every, every, images, images, masks, z, ranges)
 
 
 def _normalized_slices(

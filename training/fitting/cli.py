@@ -13,10 +13,10 @@ import argparse
 import re
 from typing import Any
 
-from synnet.modalities import check_disjoint, parse_modalities
+from synnet.modalities import Modality, check_disjoint, parse_modalities
 from training.fitting.config import ConfigError, FitConfig, default_name
 from training.losses import list_losses
-from training.models import list_models
+from training.models import is_any_to_any, list_models
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MIN_SLICE_SIZE = 16
@@ -69,13 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what = parser.add_argument_group("what to synthesize")
     what.add_argument(
-        "--src", help="source modalities, comma-separated, in channel order (e.g. T1,T1c); required unless --resume"
+        "--src",
+        help="source modalities, comma-separated, in channel order (e.g. T1,T1c); required unless --resume "
+        "or --arch unified (which always takes T1,T1c,T2,FLAIR and draws random source subsets per step)",
     )
     what.add_argument("--dst", help="target modalities, comma-separated, disjoint from --src (e.g. T2)")
 
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data", metavar="DIR", help="BraTS folder, one sub-folder per case (default: generated phantoms)"
+    )
+    data.add_argument(
+        "--extra-data",
+        metavar="DIR",
+        help="--arch unified only: a BraTS folder of more training cases that may lack modalities "
+        "(e.g. ../shared/data/brats18_t1_flair); all of them train, none is held out",
     )
     data.add_argument(
         "--phantom-cases",
@@ -267,13 +275,30 @@ def make_config(given: dict[str, Any], base: FitConfig | None = None) -> FitConf
     return _checked(base.with_options(**{k: v for k, v in given.items() if k in RESUMABLE}))
 
 
+def _any_to_any_modalities(config: FitConfig) -> FitConfig:
+    """The unified model takes and makes all four modalities; --src/--dst, if given, must say so."""
+    every = tuple(m.value for m in Modality)
+    for flag, given in (("--src", config.src), ("--dst", config.dst)):
+        if given and {m.value for m in parse_modalities(given)} != set(every):
+            raise ConfigError(
+                f"--arch {config.model.arch} takes and makes all of {','.join(every)} (sources are drawn per "
+                f"step); leave out {flag} or give all four, got {flag} {','.join(given)}"
+            )
+    return config.with_options(src=every, dst=every)
+
+
 def _checked(config: FitConfig) -> FitConfig:
     """``config`` with canonical modality names, parsed ``--lambdas``, name and run folder; or ConfigError."""
+    data, model, optim, budget = config.data, config.model, config.optim, config.budget
+    if is_any_to_any(model.arch):
+        config = _any_to_any_modalities(config)
+    elif data.extra_data is not None:
+        raise ConfigError("--extra-data needs --arch unified (other models need every case to have --src and --dst)")
     if not config.src or not config.dst:
         raise ConfigError("--src and --dst are required (e.g. --src T1,T1c --dst T2)")
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
-    check_disjoint(src, dst)
-    data, model, optim, budget = config.data, config.model, config.optim, config.budget
+    if not is_any_to_any(model.arch):
+        check_disjoint(src, dst)
     lambdas = _parse_lambdas(model.lambdas) if model.lambdas is not None else None
     if lambdas is not None and not model.loss.startswith("joint"):
         raise ConfigError(f"--lambdas applies to the joint losses only, not {model.loss}")

@@ -39,6 +39,7 @@ class DataConfig:
     """Which cases, how they are split by subject, and the windows the network is trained on."""
 
     folder: str | None = _option(None, "data")  # a BraTS folder; None: generated phantoms
+    extra_data: str | None = None  # more training cases, any subset of modalities (--arch unified)
     phantom_cases: int = 8
     phantom_dir: str = "data/phantom"
     val_cases: str = "1"
@@ -170,6 +171,8 @@ GROUPS = tuple(dict.fromkeys(group for group, _ in OPTIONS.values() if group is 
 
 
 def default_name(arch: str, src: tuple[str, ...], dst: tuple[str, ...]) -> str:
+    if arch == "unified":
+        return "synnet_unified"
     return f"{arch}_{'-'.join(src)}_to_{'-'.join(dst)}".lower()
 
 

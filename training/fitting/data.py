@@ -17,8 +17,9 @@ from synnet.modalities import Modality, format_modalities, parse_modalities
 from synnet.normalization import IntensityRange, NormalizationParams
 from training.data.brats import BratsCase, find_cases, load_case, split_cases
 from training.data.errors import DataError
-from training.data.slices import SliceStack, extract_slices, reference_ranges
+from training.data.slices import SliceStack, extract_available_slices, extract_slices, reference_ranges
 from training.fitting.config import DataConfig, FitConfig
+from training.models import is_any_to_any
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,33 @@ def _usable_cases(root: Path, needed: tuple[Modality, ...]) -> list[BratsCase]:
     return cases
 
 
+def _partial_cases(root: Path) -> list[BratsCase]:
+    """Cases with at least two modalities (one to give, one to learn): the any-to-any model's."""
+    cases = find_cases(root)
+    kept = [case for case in cases if len(case.files) >= 2]
+    for case in cases:
+        if len(case.files) < 2:
+            logger.warning("skipping case %s: it has only %s", case.case_id, format_modalities(case.files))
+    if not kept:
+        raise DataError(f"no case in {str(root)!r} has two modalities or more", code="missing_modality")
+    return kept
+
+
+def _extra_cases(folder: str | None, known: dict[str, BratsCase]) -> list[BratsCase]:
+    """The ``--extra-data`` cases: training only, whatever modalities they have (two at least)."""
+    if folder is None:
+        return []
+    extra = _partial_cases(Path(folder))
+    clashing = sorted(case.case_id for case in extra if case.case_id in known)
+    if clashing:
+        raise DataError(
+            f"--extra-data {folder!r} repeats case ids of --data: {', '.join(clashing[:5])}", code="bad_split"
+        )
+    have = {m.value: sum(m in case.files for case in extra) for m in Modality}
+    logger.info("--extra-data: %d training cases (%s)", len(extra), ", ".join(f"{k} {v}" for k, v in have.items()))
+    return extra
+
+
 def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], None] = lambda: None) -> FitData:
     """Find, split, load and slice the cases of a run.
 
@@ -145,15 +173,24 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     """
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
     root = Path(config.data.folder) if config.data.folder else ensure_phantoms(config.data, is_main, barrier)
-    cases = {case.case_id: case for case in _usable_cases(root, (*src, *dst))}
+    any_to_any = is_any_to_any(config.model.arch)
+    usable = _partial_cases(root) if any_to_any else _usable_cases(root, (*src, *dst))
+    cases = {case.case_id: case for case in usable}
     split = choose_split(sorted(cases), config.data)
+    extra = _extra_cases(config.data.extra_data, cases) if any_to_any else []
+    cases.update((case.case_id, case) for case in extra)
+    split.train = sorted(split.train + [case.case_id for case in extra])
     params = NormalizationParams()
 
     def load(ids: list[str]) -> list[SliceStack]:
         stacks = []
         for case_id in ids:
-            loaded = load_case(cases[case_id], (*src, *dst), load_seg=False)
-            stacks.append(extract_slices(loaded, src, dst, params, config.data.min_brain_fraction))
+            if any_to_any:
+                loaded = load_case(cases[case_id], list(cases[case_id].files), load_seg=False)
+                stacks.append(extract_available_slices(loaded, params, config.data.min_brain_fraction))
+            else:
+                loaded = load_case(cases[case_id], (*src, *dst), load_seg=False)
+                stacks.append(extract_slices(loaded, src, dst, params, config.data.min_brain_fraction))
         return stacks
 
     train, val = load(split.train), load(split.val)

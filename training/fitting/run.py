@@ -29,7 +29,7 @@ from training.fitting.distributed import DistContext, gather_digests, init_distr
 from training.fitting.optim import choose_precision
 from training.fitting.trainer import Trainer
 from training.losses import build_loss
-from training.models import create_model, model_config
+from training.models import create_model, is_any_to_any, model_config
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def static_manifest_fields(
         "version": config.output.model_version,
         "src": list(config.src),
         "dst": list(config.dst),
+        "any_to_any": is_any_to_any(config.model.arch),
         "architecture": {"name": config.model.arch, "params": {k: v for k, v in architecture.items() if k != "arch"}},
         "loss": {"name": config.model.loss, "lambdas": dict(loss.lambdas)},
         "normalization": data.normalization.model_dump(),

@@ -35,7 +35,9 @@ from training.fitting.config import FitConfig
 from training.fitting.data import FitData
 from training.fitting.distributed import DistContext, broadcast_buffers
 from training.fitting.optim import Precision, build_optimizer, build_scheduler
-from training.fitting.validation import ValidationResult, validate
+from training.fitting.subsets import available_modalities, draw_sources, per_target_loss
+from training.fitting.validation import ValidationResult, validate, validate_any_to_any
+from training.models import is_any_to_any
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class Trainer:
         self.config, self.context, self.data = config, context, data
         self.model, self.criterion, self.precision = model, criterion, precision
         self.static_meta = static_meta
+        self.any_to_any = is_any_to_any(config.model.arch)
         self.run_dir = Path(config.output.run_dir)
         seed, batch_size, workers = config.runtime.seed, config.optim.batch_size, config.runtime.workers
         windows = config.data
@@ -185,15 +188,18 @@ class Trainer:
         """Augment one batch of windows, take an optimizer step, return the loss (averaged over ranks)."""
         device = self.context.device
         sources, targets, mask = (t.to(device, non_blocking=True) for t in (sources, targets, mask))
-        sources, targets, mask = self.augmenter(sources, targets, mask, generator)
-        if self.config.data.intensity_augment:
-            sources = augment_intensity(sources, mask, generator)
-        if self.precision.channels_last:
-            sources = sources.contiguous(memory_format=torch.channels_last)
-        with self.precision.autocast():
-            pred = self.network(sources)
-        # the loss runs in fp32: SSIM's variances cancel catastrophically in half precision
-        loss = self.criterion(pred.float(), targets, mask[:, None] if self.config.model.mask_loss else None)
+        if self.any_to_any:
+            loss = self._any_to_any_loss(sources, mask, generator)
+        else:
+            sources, targets, mask = self.augmenter(sources, targets, mask, generator)
+            if self.config.data.intensity_augment:
+                sources = augment_intensity(sources, mask, generator)
+            if self.precision.channels_last:
+                sources = sources.contiguous(memory_format=torch.channels_last)
+            with self.precision.autocast():
+                pred = self.network(sources)
+            # the loss runs in fp32: SSIM's variances cancel catastrophically in half precision
+            loss = self.criterion(pred.float(), targets, mask[:, None] if self.config.model.mask_loss else None)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -208,7 +214,33 @@ class Trainer:
             )
         return value
 
+    def _any_to_any_loss(self, images: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Random sources per sample (:mod:`training.fitting.subsets`); targets: the rest the case has."""
+        available = available_modalities(images)
+        images = torch.nan_to_num(images, nan=0.0)
+        images, _, mask = self.augmenter(images, images[:, :0], mask, generator)
+        sources = draw_sources(available.cpu(), generator).to(images.device)
+        inputs = augment_intensity(images, mask, generator) if self.config.data.intensity_augment else images
+        present = sources.to(inputs.dtype)
+        inputs = inputs * present[:, :, None, None]
+        if self.precision.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with self.precision.autocast():
+            pred = self.network(inputs, present)
+        mask_arg = mask[:, None] if self.config.model.mask_loss else None
+        return per_target_loss(self.criterion, pred.float(), images, available & ~sources, mask_arg)
+
     def validate(self) -> ValidationResult:
+        if self.any_to_any:
+            return validate_any_to_any(
+                self.model,
+                self.data.val,
+                self.criterion,
+                self.context.device,
+                self.config.optim.batch_size,
+                mask_loss=self.config.model.mask_loss,
+                max_slices=self.config.data.val_max_slices,
+            )
         return validate(
             self.model,
             self.data.val,

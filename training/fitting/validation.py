@@ -125,3 +125,55 @@ def _mean_over_cases(per_case: dict[str, list[dict[str, float]]]) -> dict[str, d
             value = float(np.mean([r[name] for r in reports]))
             means[target][name] = round(value, 6) if math.isfinite(value) else None
     return means
+
+
+@torch.no_grad()
+def validate_any_to_any(
+    model: nn.Module,
+    stacks: list[SliceStack],
+    criterion: nn.Module,
+    device: torch.device,
+    batch_size: int,
+    mask_loss: bool = False,
+    max_slices: int | None = None,
+) -> ValidationResult:
+    """The unified model, each modality a case has synthesized from all the others it has (leave one out).
+
+    ``stacks`` hold all four modalities, NaN where a case lacks one
+    (:func:`training.data.slices.extract_available_slices`). A fixed protocol, so that epochs
+    compare; ``training.evaluate`` scores every configuration.
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum, n_slices = 0.0, 0
+    per_case: dict[str, list[dict[str, float]]] = {}
+    try:
+        for stack in stacks:
+            chosen = evenly_spaced(len(stack), max_slices)
+            images = torch.from_numpy(stack.sources[chosen])
+            available = ~torch.isnan(images).flatten(2).any(dim=2)[0]
+            images = torch.nan_to_num(images, nan=0.0)
+            masks = torch.from_numpy(stack.masks[chosen])
+            for target in torch.nonzero(available).flatten().tolist():
+                present = available.clone()
+                present[target] = False
+                if not present.any():
+                    continue
+                predictions = []
+                for start in range(0, len(chosen), batch_size):
+                    x = images[start : start + batch_size].to(device)
+                    mask = masks[start : start + batch_size].to(device)
+                    weights = present.to(device, x.dtype)
+                    pred = model(x * weights[None, :, None, None], weights)[:, target : target + 1].float()
+                    truth = x[:, target : target + 1]
+                    loss_sum += float(criterion(pred, truth, mask[:, None] if mask_loss else None)) * len(x)
+                    n_slices += len(x)
+                    predictions.append(pred.clamp(0, 1).mul(mask[:, None]).cpu().numpy()[:, 0])
+                pred_volume = np.moveaxis(np.concatenate(predictions), 0, -1)
+                truth_volume = np.moveaxis(images[:, target].numpy(), 0, -1)
+                report = evaluate(pred_volume, truth_volume, np.moveaxis(masks.numpy(), 0, -1))
+                name = Modality(stack.src[target]).value
+                per_case.setdefault(name, []).append({m: getattr(report, m) for m in METRIC_NAMES})
+    finally:
+        model.train(was_training)
+    return ValidationResult(loss=loss_sum / max(n_slices, 1), metrics=_mean_over_cases(per_case))

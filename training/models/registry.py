@@ -16,18 +16,31 @@ from torch import nn
 Builder = Callable[..., nn.Module]
 
 _REGISTRY: dict[str, Builder] = {}
+_ANY_TO_ANY: set[str] = set()
 
 
-def register_model(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: register ``builder`` under ``name`` (unique)."""
+def register_model(name: str, *, any_to_any: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder`` under ``name`` (unique).
+
+    ``any_to_any``: the model takes all four modalities plus which are present,
+    ``forward(x (B, 4, H, W), present (B, 4))`` (:mod:`training.models.unified`), instead of
+    ``forward(x (B, n_src, H, W))``.
+    """
 
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = builder
+        if any_to_any:
+            _ANY_TO_ANY.add(name)
         return builder
 
     return decorate
+
+
+def is_any_to_any(name: str) -> bool:
+    """Whether model ``name`` serves every (src, dst) with an availability input."""
+    return name in _ANY_TO_ANY
 
 
 def list_models() -> list[str]:

@@ -1,0 +1,84 @@
+"""Every one of the 50 configurations through a real ``python -m service``: the session's dedicated
+models plus a tiny unified model trained here (phantoms, one extra case with T1 and FLAIR only)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from live_service import live_service
+from synnet.manifest import ModelManifest
+from synnet.modalities import Modality
+from synnet.routing import all_configurations
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_UNIFIED = [
+    "--arch", "unified", "--epochs", "1", "--max-steps", "2", "--batch-size", "2", "--slice-size", "32",
+    "--features", "4", "--depth", "2", "--val-max-slices", "2", "--seed", "0",
+]  # fmt: skip
+SUFFIX = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
+
+
+@pytest.fixture(scope="module")
+def mixed_store(trained, tmp_path_factory: pytest.TempPathFactory, phantom_root: Path) -> Path:
+    """The session's dedicated models beside a unified one trained with a partial extra case."""
+    root = tmp_path_factory.mktemp("any_to_any")
+    extra = root / "extra" / "Partial_00001"
+    extra.mkdir(parents=True)
+    source = trained.cases[1]
+    for modality in (Modality.T1, Modality.FLAIR):
+        name = f"Partial_00001_{SUFFIX[modality]}.nii.gz"
+        shutil.copy(next(source.glob(f"*_{SUFFIX[modality]}.nii.gz")), extra / name)
+    store = root / "store"
+    shutil.copytree(trained.store, store)
+    command = [
+        sys.executable, "-m", "training.fit", *TINY_UNIFIED, "--data", str(phantom_root),
+        "--extra-data", str(root / "extra"), "--out", str(store), "--run-dir", str(root / "run"),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        pytest.fail(f"training.fit --arch unified failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return store
+
+
+def test_the_unified_manifest_serves_any_to_any_and_trained_on_the_partial_case(mixed_store: Path) -> None:
+    manifest = ModelManifest.load(mixed_store / "synnet_unified")
+    assert manifest.any_to_any and manifest.src == manifest.dst == list(Modality)
+    assert "Partial_00001" in manifest.training_data.train_cases
+    assert manifest.architecture.name == "unified"
+
+
+def test_every_configuration_returns_a_synthesis(mixed_store: Path, small_case, kit, tmp_path: Path) -> None:
+    settings = {
+        "SYNNET_MODEL_STORE": str(mixed_store), "SYNNET_DEVICE": "cpu", "SYNNET_TORCH_THREADS": "1",
+        "SYNNET_MAX_BATCH_DELAY_S": "0",
+    }  # fmt: skip
+    parts = {m: kit.nifti_bytes(v.array[:, :, 8:12], v.affine, compress=False) for m, v in small_case.items()}
+    with live_service(settings, tmp_path / "service.log", ready_timeout_s=90) as service:
+        listing = httpx.get(f"{service.url}/models", timeout=10).json()
+        assert len(listing["configurations"]) == 50
+        routes = {r["configuration"]: r for r in listing["routes"]}
+        assert len(routes) == 50
+        assert routes["T1->T2"]["targets"]["T2"]["model"] == "t1_to_t2"  # no scores recorded: dedicated keeps it
+        assert routes["T2->T1"]["targets"]["T1"]["model"] == "synnet_unified"
+        with httpx.Client(base_url=service.url, timeout=60) as client:
+            for src, dst in all_configurations():
+                files = {m.value: (f"{m.value}.nii", parts[m]) for m in src}
+                params = {"src": ",".join(m.value for m in src), "dst": ",".join(m.value for m in dst)}
+                response = client.post("/synthesize", params=params, files=files)
+                assert response.status_code == 200, (params, response.text)
+                body = response.json()
+                assert list(body["targets"]) == [m.value for m in dst]
+                served = {t: m["name"] for m in body["models"] for t in m["targets"]}
+                configuration = f"{params['src']}->{params['dst']}"
+                assert served == {t: r["model"] for t, r in routes[configuration]["targets"].items()}
+                for target in body["targets"].values():
+                    image = kit.read_nifti(base64.b64decode(target["data"]))
+                    assert image.shape == (80, 80, 4) and np.isfinite(image.get_fdata()).all()

@@ -1,0 +1,103 @@
+"""Unified SynNet: one network for every (src, dst) among T1, T1c, T2 and FLAIR.
+
+Four encoder arms and four decoder arms, one per modality in canonical order (T1, T1c, T2,
+FLAIR), built from the same blocks as :class:`training.models.synnet.SynNet` (pooling indices,
+unpooling, long skips). ``forward(x, present)`` takes all four channels and which of them are
+real::
+
+    x        (B, 4, H, W)  model space; a missing channel's values are ignored (zero them)
+    present  (B, 4) float  1 = this sample has the modality as a source, 0 = it does not
+             (a (4,) vector is broadcast to every sample)
+    output   (B, 4, H, W)  every modality; only the missing ones are meaningful
+
+How a missing source stays out of the way (see docs/ARCHITECTURE.md, "The unified model"):
+
+* its encoder arm's features are multiplied by 0 at every level, whatever the input holds;
+* skips and the deepest features are fused by the *mean over present arms*, so one source or
+  three give features on the same scale, and an absent arm adds no "dark image" to the mean;
+* unpooling indices come from max-pooling the element-wise maximum of the arms' (masked,
+  post-ReLU, hence ≥ 0) skips: a zeroed arm never wins a cell, as if it were not there;
+* the availability code ``present`` enters the bottleneck as four constant planes, so the
+  decoder knows which contrasts it was shown (a T2 made from T1 alone differs from one made
+  from T1 + FLAIR) and never has to guess it from the features.
+
+A decoder arm runs only when some sample of the batch lacks its modality: with three sources,
+one decoder runs instead of four (the decoders are most of the cost).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.models.blocks import PoolingEncoder, check_input, conv_bn_relu, pad_to_multiple
+from training.models.registry import register_model
+from training.models.synnet import DecoderArm
+
+N_MODALITIES = 4
+
+
+class UnifiedSynNet(nn.Module):
+    """SynNet with one encoder and one decoder arm per modality and an availability input.
+
+    Args:
+        features: feature maps in every block.
+        depth: number of 2×2 poolings.
+    """
+
+    def __init__(self, features: int = 64, depth: int = 4) -> None:
+        super().__init__()
+        self.n_src = N_MODALITIES
+        self.multiple = 2**depth
+        self.encoders = nn.ModuleList([PoolingEncoder(1, features, depth) for _ in range(N_MODALITIES)])
+        self.bottleneck = conv_bn_relu(features + N_MODALITIES, features)
+        self.decoders = nn.ModuleList([DecoderArm(features, features, depth) for _ in range(N_MODALITIES)])
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 4, H, W) and (B, 4) or (4,) availability → (B, 4, H, W), channels T1, T1c, T2, FLAIR."""
+        check_input(x, self.n_src)
+        arms_n = self.n_src
+        batch, height, width = x.shape[0], x.shape[2], x.shape[3]
+        if present is None:
+            present = torch.ones(batch, arms_n, dtype=x.dtype, device=x.device)
+        elif present.dim() == 1:
+            present = present.to(x.dtype).unsqueeze(0).expand(batch, arms_n)
+        present = (present.to(x.dtype) > 0.5).to(x.dtype)
+        count = present.sum(dim=1).clamp(min=1.0).view(batch, 1, 1, 1)
+        x = pad_to_multiple(x, self.multiple) * present.view(batch, arms_n, 1, 1)
+        deep_sum = torch.zeros(0)
+        skip_sums: list[torch.Tensor] = []
+        strongest: list[torch.Tensor] = []
+        for arm, encoder in enumerate(self.encoders):
+            weight = present[:, arm].view(batch, 1, 1, 1)
+            deep, skips, _ = encoder(x[:, arm : arm + 1])
+            deep = deep * weight
+            if arm == 0:
+                deep_sum = deep
+                for skip in skips:
+                    skip_sums.append(skip * weight)
+                    strongest.append(skip * weight)
+            else:
+                deep_sum = deep_sum + deep
+                for level, skip in enumerate(skips):
+                    skip_sums[level] = skip_sums[level] + skip * weight
+                    strongest[level] = torch.maximum(strongest[level], skip * weight)
+        code = present.view(batch, arms_n, 1, 1).expand(batch, arms_n, deep_sum.shape[2], deep_sum.shape[3])
+        fused = self.bottleneck(torch.cat([deep_sum / count, code], dim=1))
+        skips_fused = [s / count for s in skip_sums]
+        indices = [torch.nn.functional.max_pool2d_with_indices(s, kernel_size=2, stride=2)[1] for s in strongest]
+        outputs: list[torch.Tensor] = []
+        for arm, decoder in enumerate(self.decoders):
+            if bool((present[:, arm] < 0.5).any()):
+                outputs.append(decoder(fused, skips_fused, indices))
+            else:  # every sample has this modality: nothing to synthesize
+                outputs.append(torch.zeros_like(x[:, :1]))
+        return torch.cat(outputs, dim=1)[:, :, :height, :width]
+
+
+@register_model("unified", any_to_any=True)
+def unified(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4) -> UnifiedSynNet:
+    """Unified SynNet: any available contrasts in, the missing ones out (``n_src == n_dst == 4``)."""
+    if (n_src, n_dst) != (N_MODALITIES, N_MODALITIES):
+        raise ValueError(f"the unified model takes all {N_MODALITIES} modalities in and out, got {n_src} -> {n_dst}")
+    return UnifiedSynNet(features=features, depth=depth)
