@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 from fastapi.responses import Response
 
-from service.schemas import Metrics, TargetResult
+from service.schemas import TargetResult
 from synnet.errors import SynnetError
 from synnet.imageio import ImageMeta, OutputFormat, encode_image
 from synnet.imageio.write import DEFAULT_GZIP_LEVEL
 from synnet.inference import synthetic_description, to_raw_units
 from synnet.manifest import ModelManifest
-from synnet.metrics import MetricReport, compute_metrics
+from synnet.metrics import compute_metrics
 from synnet.modalities import Modality
+from synnet.scores import MetricReport
 
 
 @dataclass
@@ -48,7 +49,7 @@ class TargetOutput:
             media_type=self.media_type,
             filename=self.filename,
             data=base64.b64encode(self.payload).decode("ascii"),
-            metrics=Metrics(**self.metrics.to_json()) if self.metrics is not None else None,
+            metrics=self.metrics,
             slices_run=self.slices_run,
             slices_skipped=self.slices_skipped,
         )
@@ -116,7 +117,7 @@ def metric_headers(metrics: MetricReport | None) -> dict[str, str]:
         "X-Synnet-SSIM-Brain": metrics.ssim_brain,
     }
     headers = {k: ("inf" if math.isinf(v) else f"{v:.6f}") for k, v in values.items()}
-    headers["X-Synnet-Identical"] = "true" if math.isinf(metrics.psnr) or math.isinf(metrics.psnr_brain) else "false"
+    headers["X-Synnet-Identical"] = "true" if metrics.identical else "false"
     return headers
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from synnet.imageio import OutputFormat
+from synnet.scores import MetricReport
 
 
 class ErrorBody(BaseModel):
@@ -16,20 +17,6 @@ class ErrorBody(BaseModel):
     detail: str = Field(examples=["source T2 has shape (240, 240, 150) but source T1 has shape (240, 240, 155)"])
     request_id: str | None = Field(default=None, description="set on 500s: quote it when reporting the bug")
     available: list[str] | None = Field(default=None, description="on 404 no_model: the served configurations")
-
-
-class Metrics(BaseModel):
-    """PSNR (dB) and SSIM of the synthesized image against the uploaded truth.
-
-    Whole-image numbers are computed in model space; ``*_brain`` ones inside the brain mask
-    (BraSyn convention). PSNR of identical images is infinite: it is null and ``identical`` is true.
-    """
-
-    psnr: float | None
-    ssim: float | None
-    psnr_brain: float | None
-    ssim_brain: float | None
-    identical: bool
 
 
 class ModelUse(BaseModel):
@@ -51,7 +38,7 @@ class TargetResult(BaseModel):
     media_type: str
     filename: str
     data: str = Field(description="the file, base64-encoded")
-    metrics: Metrics | None = Field(description="present when truth_<target> was uploaded")
+    metrics: MetricReport | None = Field(description="present when truth_<target> was uploaded")
     slices_run: int = Field(description="slices that went through the network (the others hold no brain)")
     slices_skipped: int
 

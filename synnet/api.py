@@ -34,9 +34,10 @@ from synnet.imageio import ImageMeta, read_image, write_nifti
 from synnet.inference import check_size, synthesize, synthetic_description, to_raw_units
 from synnet.input_checks import InputWarning, check_inputs
 from synnet.manifest import ModelManifest
-from synnet.metrics import MetricReport, compute_metrics
+from synnet.metrics import compute_metrics
 from synnet.modalities import Modality, check_disjoint, format_modalities, parse_modalities, parse_modality
 from synnet.normalization import brain_mask
+from synnet.scores import MetricReport
 from synnet.store import (
     LoadedModel,
     StoreError,
@@ -174,7 +175,7 @@ class Synthesizer:
                 nibabel image or array (X, Y, Z) or (H, W). All of one shape (and one voxel grid when
                 they carry affines); the first one's affine and header go on the results.
             dst: the targets: ``"T2"``, ``"T2,FLAIR"`` or a list.
-            truths: target → its real image, to score the synthesis (:class:`synnet.metrics.MetricReport`).
+            truths: target → its real image, to score the synthesis (:class:`synnet.scores.MetricReport`).
 
         Returns:
             A :class:`SynthesisResult`: a NIfTI image per target, the models used, the metrics and

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from synnet.manifest import TargetMetrics
 from synnet.modalities import Modality
+from synnet.scores import TargetMetrics
 
 EVALUATION_FILE = "evaluation.json"
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synnet.modalities import Modality, parse_modality
 from synnet.normalization import IntensityRange, NormalizationParams
+from synnet.scores import TargetMetrics
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.pt"
@@ -61,20 +62,6 @@ class TrainingDataSpec(BaseModel):
     val_cases: list[str] = Field(default_factory=list)
     test_cases: list[str] = Field(default_factory=list)
     split_seed: int = 0
-
-
-class TargetMetrics(BaseModel):
-    """PSNR/SSIM of one target, as :class:`synnet.metrics.MetricReport` reports them."""
-
-    psnr: float | None = None
-    ssim: float | None = None
-    psnr_brain: float | None = None
-    ssim_brain: float | None = None
-    # spread over the cases, set by training.evaluate (validation metrics carry none)
-    psnr_std: float | None = None
-    ssim_std: float | None = None
-    psnr_brain_std: float | None = None
-    ssim_brain_std: float | None = None
 
 
 class ModelManifest(BaseModel):

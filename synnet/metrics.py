@@ -20,14 +20,13 @@ Three ways of scoring are offered:
   included. Its numbers are higher than the in-brain ones for the same images and the two must
   not be compared.
 
-PSNR of identical images is infinite; :class:`MetricReport` turns that into ``None`` plus an
-``identical`` flag for JSON, which has no infinity.
+:func:`evaluate` returns the one PSNR/SSIM record, :class:`synnet.scores.MetricReport`; PSNR of
+identical images is infinite there, and ``null`` with ``identical`` true in its JSON.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from synnet.errors import SynnetError
 from synnet.manifest import ModelManifest
 from synnet.normalization import NormalizationParams, normalize
+from synnet.scores import MetricReport
 
 WINDOW_SIZE = 11
 SIGMA = 1.5
@@ -174,30 +174,6 @@ def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None, m
         if not bool(inside.any()):
             return math.nan
         return float(local[inside].mean())
-
-
-@dataclass(frozen=True)
-class MetricReport:
-    """PSNR and SSIM of one synthesized image against its truth, whole and inside the brain."""
-
-    psnr: float
-    ssim: float
-    psnr_brain: float
-    ssim_brain: float
-
-    def to_json(self) -> dict[str, float | bool | None]:
-        """A JSON-safe dict: infinite PSNR (identical images) becomes None with identical=True."""
-
-        def finite(value: float) -> float | None:
-            return round(value, 6) if math.isfinite(value) else None
-
-        return {
-            "psnr": finite(self.psnr),
-            "ssim": finite(self.ssim),
-            "psnr_brain": finite(self.psnr_brain),
-            "ssim_brain": finite(self.ssim_brain),
-            "identical": math.isinf(self.psnr) or math.isinf(self.psnr_brain),
-        }
 
 
 def brain_scaled(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ answers it with a 404).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -125,8 +126,8 @@ def recorded_score(
         metrics = scored.metrics if scored is not None else None
     else:
         metrics = evaluation.targets.get(target)
-    value = getattr(metrics, QUALITY, None) if metrics is not None else None
-    return None if value is None else float(value)
+    value = getattr(metrics, QUALITY) if metrics is not None else math.nan
+    return value if math.isfinite(value) else None  # NaN: not measured
 
 
 def plan(

@@ -11,7 +11,7 @@ import nibabel as nib
 
 from synnet.api import SynthesisResult, Synthesizer
 from synnet.imageio import save_nifti
-from synnet.metrics import MetricReport
+from synnet.scores import MetricReport
 from synnet_cli.remote import RemoteSynthesizer
 
 

@@ -21,9 +21,10 @@ from synnet.api import Synthesizer
 from synnet.errors import SynnetError
 from synnet.imageio import ImageMeta, read_image
 from synnet.manifest import ModelManifest
-from synnet.metrics import WINDOW_SIZE, MetricReport, brasyn_scores, compute_metrics, evaluate
+from synnet.metrics import WINDOW_SIZE, brasyn_scores, compute_metrics, evaluate
 from synnet.modalities import parse_modality
 from synnet.normalization import brain_mask, normalize
+from synnet.scores import MetricReport
 from synnet_cli.common import metric_rows, number, table
 
 SYNTHETIC = re.compile(r"synthetic (\S+) by synnet model (\S+)")

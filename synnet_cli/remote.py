@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,8 +19,8 @@ import nibabel as nib
 
 from synnet.api import SynthesisResult
 from synnet.input_checks import InputWarning
-from synnet.metrics import MetricReport
 from synnet.modalities import Modality, format_modalities, parse_modalities, parse_modality
+from synnet.scores import MetricReport
 
 API_KEY_ENV = "SYNNET_API_KEY"
 TIMEOUT_S = 600.0
@@ -68,7 +67,7 @@ class RemoteSynthesizer:
             result.images[modality] = _nifti(base64.b64decode(target["data"]))
             result.models[modality] = target["model"]
             if target.get("metrics"):
-                result.metrics[modality] = _metrics(target["metrics"])
+                result.metrics[modality] = MetricReport.model_validate(target["metrics"])
         result.warnings = [InputWarning(w["code"], w["message"]) for w in body.get("warnings", [])]
         return result
 
@@ -99,15 +98,3 @@ def _nifti(payload: bytes) -> nib.Nifti1Image:
     raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
     image_class = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Image
     return image_class.from_bytes(raw)
-
-
-def _metrics(body: Mapping[str, float | bool | None]) -> MetricReport:
-    """The JSON metrics back as a report; a null PSNR of identical images is infinite again."""
-
-    def value(key: str) -> float:
-        number = body[key]
-        if number is None:
-            return math.inf if body["identical"] and key.startswith("psnr") else math.nan
-        return float(number)
-
-    return MetricReport(value("psnr"), value("ssim"), value("psnr_brain"), value("ssim_brain"))

@@ -14,7 +14,9 @@ import pytest
 from synnet import Synthesizer
 from synnet.dataset_layout import BRATS_2021
 from synnet.modalities import Modality
+from synnet.scores import MetricReport
 from synnet_cli.__main__ import main
+from synnet_cli.remote import RemoteSynthesizer
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +77,27 @@ def test_api_cli_service_and_server_give_identical_voxels(dataset, server, synth
     for report in (local_report, remote_report):
         assert f"in brain             {metrics.psnr_brain:.2f}" in report, report
         assert "synnet_t1-t1c-t2_to_flair" in report
+
+
+def test_the_service_the_api_and_the_server_client_give_one_metrics_record(dataset, server, synthesizer) -> None:
+    case = dataset / "Case_D"
+    files = {m: case / BRATS_2021.file_name("Case_D", m) for m in Modality}
+    sources = {m: files[m] for m in (Modality.T1, Modality.T1c, Modality.T2)}
+    truths = {Modality.FLAIR: files[Modality.FLAIR]}
+    api = synthesizer.synthesize(sources, "FLAIR", truths).metrics[Modality.FLAIR]
+    remote = RemoteSynthesizer(server, "test-key").synthesize(sources, "FLAIR", truths).metrics[Modality.FLAIR]
+    uploads = {m.value: p.read_bytes() for m, p in sources.items()}
+    uploads["truth_FLAIR"] = files[Modality.FLAIR].read_bytes()
+    response = httpx.post(
+        f"{server}/synthesize", params={"src": "T1,T1c,T2", "dst": "FLAIR"}, files=uploads,
+        headers={"X-API-Key": "test-key"}, timeout=120,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    served = response.json()["targets"]["FLAIR"]["metrics"]
+    assert type(api) is type(remote) is MetricReport  # what synnet synthesize prints, locally and with --server
+    assert set(served) == {"psnr", "ssim", "psnr_brain", "ssim_brain", "identical"}
+    assert api.model_dump(mode="json") == served == remote.model_dump(mode="json")
+    assert MetricReport.model_validate(served) == remote and 0 < remote.ssim_brain < 1
 
 
 def test_fill_over_the_server_writes_what_a_local_fill_writes(dataset, server, tmp_path, capsys) -> None:

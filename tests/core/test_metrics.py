@@ -10,8 +10,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from synnet.metrics import MetricReport, brain_scaled, evaluate, psnr, ssim, ssim_map
+from synnet.metrics import brain_scaled, evaluate, psnr, ssim, ssim_map
 from synnet.normalization import brain_mask
+from synnet.scores import MetricReport
 
 
 def _reference_ssim(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
@@ -54,7 +55,7 @@ def test_identical_images() -> None:
     assert ssim(image, image) == pytest.approx(1.0, abs=1e-12)
     assert psnr(image, image) == math.inf
     report = evaluate(image, image, image > 0.2)
-    payload = report.to_json()
+    payload = report.model_dump(mode="json")
     assert payload["psnr"] is None and payload["psnr_brain"] is None and payload["identical"] is True
     assert payload["ssim"] == pytest.approx(1.0)
     json.dumps(payload, allow_nan=False)  # no inf/nan can reach JSON
@@ -120,7 +121,7 @@ def test_thin_volume_falls_back_to_slice_mean() -> None:
 
 
 def test_report_json_rounds_finite_values() -> None:
-    payload = MetricReport(psnr=25.123456789, ssim=0.9, psnr_brain=30.0, ssim_brain=0.8).to_json()
+    payload = MetricReport(psnr=25.123456789, ssim=0.9, psnr_brain=30.0, ssim_brain=0.8).model_dump(mode="json")
     assert payload == {"psnr": 25.123457, "ssim": 0.9, "psnr_brain": 30.0, "ssim_brain": 0.8, "identical": False}
 
 

@@ -38,6 +38,8 @@ async def test_json_answers_validate_against_the_published_schema(serve, small_c
         assert answer.status_code == 200, answer.text
         success.validate(answer.json())
     assert answers[1].json()["targets"]["T2"]["metrics"]["ssim_brain"] is not None  # metrics are in the schema too
+    metrics = openapi["components"]["schemas"]["MetricReport"]  # synnet.scores: the record the API returns
+    assert metrics["required"] == ["psnr", "ssim", "psnr_brain", "ssim_brain", "identical"]
     route = openapi["paths"]["/synthesize"]["post"]["responses"]
     assert route["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/SynthesisResponse"}
     assert error.status_code == 422

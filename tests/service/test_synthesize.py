@@ -94,7 +94,7 @@ async def test_metrics_equal_the_metrics_module_on_the_same_arrays(serve, traine
     mask = brain_mask(small_case[T1].array)
     predicted = to_model_space(decode(kit, body["targets"]["T2"]), mask, manifest, T2)
     truth, _ = normalize(small_case[T2].array, mask, manifest.normalization)
-    expected = evaluate(predicted, truth, mask).to_json()
+    expected = evaluate(predicted, truth, mask).model_dump(mode="json")
     assert metrics["identical"] is False
     for key in ("psnr", "ssim", "psnr_brain", "ssim_brain"):
         assert metrics[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key

@@ -12,7 +12,7 @@ from service.errors import QueueFullError
 from service.results import metric_headers
 from service.routes.synthesize import wants_download
 from synnet.inference import brain_box
-from synnet.metrics import MetricReport
+from synnet.scores import MetricReport
 
 
 def test_brain_box_is_aligned_to_the_grid_and_inside_the_image() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def export_run(run_dir: Path, store: str | Path, name: str) -> ModelManifest:
     final["model"] = load_checkpoint(run_dir / BEST)["model"]
     manifest = export_checkpoint(final, store, name)
     metrics = "; ".join(
-        f"{m}: PSNR {v.psnr:.2f} dB, SSIM {v.ssim:.3f}" for m, v in manifest.validation.items() if v.psnr is not None
+        f"{m}: PSNR {v.psnr:.2f} dB, SSIM {v.ssim:.3f}" for m, v in manifest.validation.items() if math.isfinite(v.psnr)
     )
     logger.info(
         "model %s written to %s%s", manifest.name, Path(store) / manifest.name, f" ({metrics})" if metrics else ""

@@ -8,7 +8,6 @@ case's validation slices stacked into a (X, Y, n) volume, so the numbers are com
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -19,9 +18,10 @@ from torch import nn
 
 from synnet.metrics import evaluate
 from synnet.modalities import Modality
+from synnet.scores import Scores
 from training.data.slices import SliceStack
 
-METRIC_NAMES = ("psnr", "ssim", "psnr_brain", "ssim_brain")
+METRIC_NAMES = tuple(Scores.model_fields)
 
 
 @dataclass
@@ -80,7 +80,7 @@ def validate(
     was_training = model.training
     model.eval()
     loss_sum, n_slices = 0.0, 0
-    per_case: dict[str, list[dict[str, float]]] = {}
+    per_case: dict[str, list[Scores]] = {}
     try:
         for stack in stacks:
             chosen = evenly_spaced(len(stack), max_slices)
@@ -105,25 +105,21 @@ def validate(
     return ValidationResult(loss=loss_sum / max(n_slices, 1), metrics=_mean_over_cases(per_case))
 
 
-def _score_case(
-    stack: SliceStack, chosen: np.ndarray, pred: np.ndarray, out: dict[str, list[dict[str, float]]]
-) -> None:
+def _score_case(stack: SliceStack, chosen: np.ndarray, pred: np.ndarray, out: dict[str, list[Scores]]) -> None:
     """Stack the case's slices into (X, Y, n) volumes and score each target."""
     mask = np.moveaxis(stack.masks[chosen], 0, -1)
     for channel, target in enumerate(stack.dst):
         truth = np.moveaxis(stack.targets[chosen, channel], 0, -1)
         report = evaluate(np.moveaxis(pred[:, channel], 0, -1), truth, mask)
-        out.setdefault(Modality(target).value, []).append({name: getattr(report, name) for name in METRIC_NAMES})
+        out.setdefault(Modality(target).value, []).append(report)
 
 
-def _mean_over_cases(per_case: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float | None]]:
-    """Mean of each metric; an infinite PSNR (a perfect case) is reported as None, like MetricReport."""
-    means: dict[str, dict[str, float | None]] = {}
+def _mean_over_cases(per_case: dict[str, list[Scores]]) -> dict[str, dict[str, float | None]]:
+    """Mean of each metric in the record's JSON form (an infinite PSNR, a perfect case, is None)."""
+    means = {}
     for target, reports in per_case.items():
-        means[target] = {}
-        for name in METRIC_NAMES:
-            value = float(np.mean([r[name] for r in reports]))
-            means[target][name] = round(value, 6) if math.isfinite(value) else None
+        mean = Scores(**{name: float(np.mean([getattr(r, name) for r in reports])) for name in METRIC_NAMES})
+        means[target] = mean.model_dump(mode="json")
     return means
 
 
@@ -146,7 +142,7 @@ def validate_any_to_any(
     was_training = model.training
     model.eval()
     loss_sum, n_slices = 0.0, 0
-    per_case: dict[str, list[dict[str, float]]] = {}
+    per_case: dict[str, list[Scores]] = {}
     try:
         for stack in stacks:
             chosen = evenly_spaced(len(stack), max_slices)
@@ -173,7 +169,7 @@ def validate_any_to_any(
                 truth_volume = np.moveaxis(images[:, target].numpy(), 0, -1)
                 report = evaluate(pred_volume, truth_volume, np.moveaxis(masks.numpy(), 0, -1))
                 name = Modality(stack.src[target]).value
-                per_case.setdefault(name, []).append({m: getattr(report, m) for m in METRIC_NAMES})
+                per_case.setdefault(name, []).append(report)
     finally:
         model.train(was_training)
     return ValidationResult(loss=loss_sum / max(n_slices, 1), metrics=_mean_over_cases(per_case))
