@@ -146,7 +146,8 @@ def declared_bytes(data: bytes, limits: ImageLimits | None = None) -> int | None
         offset = float(header["vox_offset"])
         shape = tuple(int(s) for s in header.get_data_shape())
         itemsize = header.get_data_dtype().itemsize
-    except (InvalidImageError, ValueError, TypeError, OverflowError):
+    # KeyError: a datatype code nibabel does not know, which the reader refuses (corrupt_file).
+    except (InvalidImageError, ValueError, TypeError, OverflowError, KeyError):
         return None
     voxels = _count(shape)
     if not 0 <= offset <= limits.max_header_bytes or any(side < 1 for side in shape) or voxels > limits.max_voxels:
@@ -355,7 +356,8 @@ def _read_png(data: bytes, label: str, limits: ImageLimits) -> tuple[np.ndarray,
             pixels = np.asarray(image)
     except InvalidImageError:
         raise
-    except (UnidentifiedImageError, SyntaxError) as exc:
+    # IndexError: Pillow's verify() of a PNG without an IDAT chunk (no image data at all).
+    except (UnidentifiedImageError, SyntaxError, IndexError) as exc:
         raise InvalidImageError(f"{label} is not a readable PNG: {exc}", code="corrupt_file") from None
     except (OSError, ValueError, EOFError, zlib.error) as exc:
         truncated = "truncated" in str(exc).lower() or isinstance(exc, EOFError)

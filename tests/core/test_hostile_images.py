@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import resource
 import time
 
@@ -10,6 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from hostile_corpus import Hostile, bomb, brain, corpus, declared_too_large, gzip_of_zeros, nifti
+from PIL import Image
+from upload_fuzzing import png_chunks, png_from_chunks
 
 from synnet.errors import InvalidImageError
 from synnet.imageio import ImageLimits, encode_image, read_image
@@ -51,6 +54,23 @@ def test_only_the_declared_bytes_are_inflated() -> None:
     array, _ = read_image(data, "padded.nii.gz")
     assert time.perf_counter() - began < 0.5
     np.testing.assert_array_equal(array, read_image(image, "plain.nii")[0])
+
+
+@pytest.mark.parametrize("code", [-1, 3, 44])
+def test_a_datatype_code_nibabel_does_not_know_is_corrupt(code: int) -> None:
+    with pytest.raises(InvalidImageError, match="not recognized") as info:
+        read_image(nifti(fields={"datatype": code}), "t1.nii.gz")
+    assert info.value.code == "corrupt_file"
+
+
+def test_a_png_without_image_data_is_corrupt() -> None:
+    """Found by test_fuzz_decoding: Pillow's verify() raised IndexError on a PNG without IDAT, a 500."""
+    buffer = io.BytesIO()
+    Image.fromarray(brain((32, 32)).astype(np.uint8)).save(buffer, format="PNG")
+    data = png_from_chunks([(kind, payload) for kind, payload in png_chunks(buffer.getvalue()) if kind != b"IDAT"])
+    with pytest.raises(InvalidImageError, match="not a readable PNG") as info:
+        read_image(data, "t1.png")
+    assert info.value.code == "corrupt_file"
 
 
 def test_multi_member_gzip_is_read_whole() -> None:

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from hostile_corpus import bomb, corpus, declared_too_large
+from hostile_corpus import nifti as hostile_nifti
 from PIL import Image
 
 from service.admission import AdmissionGate
@@ -50,6 +51,13 @@ def test_files_refused_from_their_header_declare_nothing() -> None:
     for case in corpus():  # never raises, whatever the header holds
         size = declared_bytes(case.data)
         assert size is None or 0 <= size <= 16 * 2**20 + 256 * 2**20 + 4 * 512 * 512 * 256, case.id
+
+
+@pytest.mark.parametrize("code", [-1, 3, 44])
+def test_a_datatype_code_nibabel_does_not_know_declares_nothing(code: int) -> None:
+    """Found by test_fuzz_decoding: nibabel's KeyError here was a 500 before the reader could say 422."""
+    data = hostile_nifti(fields={"datatype": code})
+    assert declared_bytes(data) is None
 
 
 @pytest.mark.anyio

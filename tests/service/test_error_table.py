@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from error_table import documented_codes
 from fastapi.routing import APIRoute
 
 from service.app import create_app
@@ -37,19 +38,6 @@ def raised_codes() -> dict[str, str]:
             codes.setdefault(code, str(path.relative_to(REPO)))
     for code in STATUS_BY_CODE:
         codes.setdefault(code, "service/errors.py")
-    return codes
-
-
-def documented_codes() -> dict[str, str]:
-    """The codes of the error table in docs/service.md, with the status column of their row."""
-    text = (REPO / "docs" / "service.md").read_text()
-    section = text.split("### Errors", 1)[1].split("\n### ", 1)[0]
-    codes = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("|") and len(cells) >= 3:
-            for code in re.findall(r"`([a-z_]+)`", cells[1]):
-                codes[code] = cells[0]
     return codes
 
 
