@@ -12,6 +12,11 @@ config's dims leave it out and keep H and W variable. A Triton client must do wh
 service does around the network (normalize the sources with the manifest's percentiles, clip,
 map back with ``output_reference``); docs/deployment.md shows how.
 
+An any-to-any model (``manifest.any_to_any``, the unified SynNet) has a second input,
+``INPUT__1`` = ``present`` (B, 4) float32, 1 where the sample's modality is given; its
+``model.pt`` is a verified wrapper that makes ``present`` a required argument, because Triton
+loads no model with an optional one (:mod:`synnet_tools.triton_any_to_any`).
+
 CLI::
 
     python -m synnet_tools.triton --store model_store --out triton_models
@@ -32,12 +37,14 @@ from synnet.errors import SynnetError
 from synnet.manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest
 from synnet.modalities import format_modalities
 from synnet.store import StoreError, read_manifest, staged_folder
+from synnet_tools.triton_any_to_any import TritonSignatureError, write_required_present
 
 logger = logging.getLogger(__name__)
 
 PLATFORM = "pytorch_libtorch"
-# The PyTorch backend binds tensors by position; these names are its convention for position 0.
+# The PyTorch backend binds tensors by position; <name>__<index> is its naming convention for that.
 INPUT_NAME = "INPUT__0"
+PRESENT_NAME = "INPUT__1"  # an any-to-any model's second argument, present (B, len(src))
 OUTPUT_NAME = "OUTPUT__0"
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_PREFERRED_BATCH_SIZES = (8, 16, 32)
@@ -64,7 +71,8 @@ def config_pbtxt(
     """The ``config.pbtxt`` (protobuf text format of Triton's ``ModelConfig``) of one model.
 
     Args:
-        manifest: the model's manifest; ``src`` and ``dst`` give the channel counts.
+        manifest: the model's manifest; ``src`` and ``dst`` give the channel counts, ``any_to_any``
+            adds the input ``present``.
         max_batch_size: the most slices Triton runs in one forward pass.
         preferred_batch_sizes: batch sizes the dynamic batcher aims for; those above
             ``max_batch_size`` are dropped.
@@ -84,12 +92,14 @@ def config_pbtxt(
         "synnet_dst": format_modalities(manifest.dst),
         "synnet_sha256": manifest.sha256,
     }
+    channels = len(manifest.src)
+    present = [(PRESENT_NAME, [channels])] if manifest.any_to_any else []
     lines = [
         f'name: "{manifest.name}"',
         f'platform: "{PLATFORM}"',
         f"max_batch_size: {max_batch_size}",
-        _tensor_block("input", INPUT_NAME, len(manifest.src)),
-        _tensor_block("output", OUTPUT_NAME, len(manifest.dst)),
+        _tensor_block("input", [(INPUT_NAME, [channels, -1, -1]), *present]),
+        _tensor_block("output", [(OUTPUT_NAME, [len(manifest.dst), -1, -1])]),
         "dynamic_batching {",
         f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]" if preferred else "",
         f"  max_queue_delay_microseconds: {queue_delay_us}",
@@ -99,9 +109,13 @@ def config_pbtxt(
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def _tensor_block(kind: str, name: str, channels: int) -> str:
+def _tensor_block(kind: str, tensors: Sequence[tuple[str, Sequence[int]]]) -> str:
     # dims exclude the batch axis (Triton adds it because max_batch_size > 0); -1 = any H, W.
-    return f'{kind} [\n  {{\n    name: "{name}"\n    data_type: TYPE_FP32\n    dims: [ {channels}, -1, -1 ]\n  }}\n]'
+    entries = ",\n".join(
+        f'  {{\n    name: "{name}"\n    data_type: TYPE_FP32\n    dims: [ {", ".join(map(str, dims))} ]\n  }}'
+        for name, dims in tensors
+    )
+    return f"{kind} [\n{entries}\n]"
 
 
 def write_triton_model(model_dir: str | Path, out_dir: str | Path, symlink: bool = False, **config: Any) -> Path:
@@ -115,11 +129,13 @@ def write_triton_model(model_dir: str | Path, out_dir: str | Path, symlink: bool
     Args:
         model_dir: ``<store>/<name>`` holding ``manifest.json`` and the TorchScript file.
         out_dir: the Triton model repository (created if missing).
-        symlink: link ``model.pt`` instead of copying it (for a repository on the same machine).
+        symlink: link ``model.pt`` instead of copying it (for a repository on the same machine);
+            an any-to-any model always gets its wrapper written.
         config: ``max_batch_size``, ``preferred_batch_sizes``, ``queue_delay_us`` for :func:`config_pbtxt`.
 
     Raises:
-        TritonExportError: the model file is missing or does not match its manifest.
+        TritonExportError: the model file is missing or does not match its manifest, or an any-to-any
+            model's wrapper does not reproduce it.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     try:
@@ -133,7 +149,12 @@ def write_triton_model(model_dir: str | Path, out_dir: str | Path, symlink: bool
         version_dir = staging / str(triton_version(manifest))
         version_dir.mkdir()
         # Triton's PyTorch backend looks for model.pt whatever the store called the file.
-        if symlink:
+        if manifest.any_to_any:  # a new file even with symlink: Triton needs present required
+            try:
+                write_required_present(model_file, version_dir / MODEL_FILE, len(manifest.src))
+            except TritonSignatureError as error:
+                raise TritonExportError(str(error)) from None
+        elif symlink:
             os.symlink(model_file.resolve(), version_dir / MODEL_FILE)
         else:
             shutil.copyfile(model_file, version_dir / MODEL_FILE)

@@ -1,6 +1,7 @@
 """Fixtures of the viewer tests: the real ``python -m service`` on 127.0.0.1 serving a tiny model
-that ``python -m training.fit`` trained on the session's phantom cases, inputs cut from one of
-those cases, and a page in Debian's headless Chromium driven by Playwright.
+that ``python -m training.fit`` trained on the session's phantom cases (and, for the any-to-any
+tests, beside it a tiny unified model), inputs cut from one of those cases, and a page in
+Debian's headless Chromium driven by Playwright.
 
 Chromium is the system one (``executable_path``): Playwright never downloads a browser here.
 Without it the tests skip, saying so; ``.ci/run`` installs it, so in CI they run.
@@ -27,6 +28,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from synnet.evaluation import EvaluationRecord
+from unified_model import fit_unified
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -61,6 +65,22 @@ def viewer_store(tmp_path_factory: pytest.TempPathFactory, phantom_root: Path) -
     if done.returncode != 0:
         pytest.fail(f"training.fit failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return root / "store"
+
+
+# The held-out score recorded for the unified model's FLAIR -> T1 (no other): the page must show it.
+UNIFIED_FLAIR_TO_T1_SSIM = 0.789
+
+
+@pytest.fixture(scope="session")
+def unified_store(viewer_store: Path, tmp_path_factory: pytest.TempPathFactory, phantom_root: Path) -> Path:
+    """``t1_to_t2`` beside a tiny unified model trained by the real training.fit, with one recorded score."""
+    root = tmp_path_factory.mktemp("viewer_unified")
+    store = root / "store"
+    shutil.copytree(viewer_store, store)
+    folder = fit_unified(phantom_root, store, root / "run")
+    flair_to_t1 = {"src": ["FLAIR"], "target": "T1", "metrics": {"ssim_brain": UNIFIED_FLAIR_TO_T1_SSIM}}
+    EvaluationRecord.model_validate({"configurations": [flair_to_t1], "data": {"cases": ["viewer test"]}}).save(folder)
+    return store
 
 
 def free_port() -> int:
@@ -116,6 +136,13 @@ def keyed_server(viewer_store: Path, tmp_path_factory: pytest.TempPathFactory) -
         yield url
 
 
+@pytest.fixture(scope="module")
+def unified_server(unified_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service on :func:`unified_store`, without API keys; yields its URL."""
+    with service(unified_store, tmp_path_factory.mktemp("unified_service") / "service.log") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def api_key() -> str:
     return API_KEY
@@ -151,7 +178,9 @@ class CaseFiles:
     """A small NIfTI case and one PNG slice of it, as files a user would pick."""
 
     t1: Path
+    t1ce: Path
     t2: Path
+    flair: Path
     t1_png: Path
     t2_png: Path
     shape: tuple[int, int, int]
@@ -175,14 +204,14 @@ def case_files(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     case = sorted(p for p in phantom_root.iterdir() if p.is_dir())[0]
     out = tmp_path_factory.mktemp("viewer_case")
     paths = {}
-    for suffix in ("t1", "t2"):
+    for suffix in ("t1", "t1ce", "t2", "flair"):
         image = load_volume(case, suffix)
         slab = np.asarray(image.dataobj)[::2, ::2, 55:95]
         affine = image.affine @ np.diag([2.0, 2.0, 1.0, 1.0])
         small = nib.Nifti1Image(np.ascontiguousarray(slab), affine)
         paths[suffix] = out / f"BraTS2021_small_{suffix}.nii.gz"
         paths[suffix].write_bytes(gzip.compress(small.to_bytes(), mtime=0))
-        # Names without a modality: the user places these on their slots by hand.
-        paths[f"{suffix}_png"] = out / f"axial_{'source' if suffix == 't1' else 'truth'}.png"
-        write_png(paths[f"{suffix}_png"], slab[:, :, 20].astype(np.float64))
+        if suffix in ("t1", "t2"):  # names without a modality: the user places these on their slots by hand
+            paths[f"{suffix}_png"] = out / f"axial_{'source' if suffix == 't1' else 'truth'}.png"
+            write_png(paths[f"{suffix}_png"], slab[:, :, 20].astype(np.float64))
     return CaseFiles(**paths, shape=slab.shape, affine=affine)

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, where the page helpers are
+from viewer_page import open_viewer
 
 BRATS_SUFFIXES = {"T1": ("t1", "t1n"), "T1c": ("t1ce", "t1c"), "T2": ("t2", "t2w"), "FLAIR": ("flair", "t2f")}
 
@@ -45,9 +49,7 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
         page = browser.new_page(viewport={"width": args.width, "height": 900})
-        page.goto(args.url)
-        expect(page.locator("#configuration")).to_be_enabled()
-        page.select_option("#configuration", f"{args.src}->{args.dst}")
+        open_viewer(page, args.url, src, dst)
         page.set_input_files("#files", [str(p) for p in case_files(args.case, src + dst)])
         page.click("#run")
         expect(page.locator("#result")).to_be_visible(timeout=600_000)

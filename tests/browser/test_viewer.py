@@ -1,5 +1,6 @@
-"""The web viewer in a real browser against the real service: upload, synthesize, look, download,
-and read the API's errors on the page."""
+"""The web viewer in a real browser against the real service: choose a configuration the store
+serves (any of the 50 with a unified model), upload, synthesize, look, download, and read the
+API's errors on the page."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import gzip
 import io
 import math
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import nibabel as nib
@@ -15,15 +17,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from viewer_page import MODALITIES, open_viewer
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 RESULT_TIMEOUT_MS = 90_000
-
-
-def open_viewer(page: Page, url: str, configuration: str = "T1->T2") -> None:
-    page.goto(url)
-    expect(page.locator("#configuration")).to_be_enabled()
-    page.select_option("#configuration", configuration)
 
 
 def drop_file(page: Page, selector: str, path: Path) -> None:
@@ -157,7 +155,7 @@ def test_api_key_field_appears_when_the_server_needs_one(page: Page, keyed_serve
     page.goto(keyed_server)
     expect(page.locator("#api-key")).to_be_visible()
     expect(page.locator("#notice")).to_contain_text("needs an API key")
-    expect(page.locator("#configuration")).to_be_disabled()
+    assert offered(page, "sources") == offered(page, "targets") == []
 
     page.fill("#api-key", "wrong-key")
     page.press("#api-key", "Enter")
@@ -165,6 +163,80 @@ def test_api_key_field_appears_when_the_server_needs_one(page: Page, keyed_serve
 
     page.fill("#api-key", api_key)
     page.click("#key-apply")
-    expect(page.locator("#configuration")).to_be_enabled()
-    expect(page.locator("#configuration option")).to_have_text(["T1 → T2"])
+    expect(page.locator("#targets input[value=T2]")).to_be_checked()
+    assert offered(page, "sources") == ["T1", "T1c", "FLAIR"]
     expect(page.locator("#error")).to_be_hidden()
+
+
+def offered(page: Page, picker: str) -> list[str]:
+    """The modalities a picker (``sources`` or ``targets``) lets the user tick or untick now."""
+    return [m for m in MODALITIES if page.locator(f"#{picker} input[value={m}]").is_enabled()]
+
+
+def route_caption(page: Page, target: str) -> str:
+    return page.inner_text(f"#targets label[data-modality={target}] .route")
+
+
+def test_pickers_offer_only_what_the_store_serves(page: Page, server: str) -> None:
+    """A store with only t1_to_t2: T1 → T2, and T1 plus other sources → T2 (a subset serves them)."""
+    page.goto(server)
+    expect(page.locator("#targets input[value=T2]")).to_be_checked()  # the first served configuration
+    expect(page.locator("#sources input[value=T1]")).to_be_checked()
+    assert offered(page, "sources") == ["T1", "T1c", "FLAIR"]  # no route has T2 as a source
+    assert offered(page, "targets") == ["T2"]
+    assert route_caption(page, "T2") == "t1_to_t2 · no recorded score"
+    expect(page.locator("#slots li")).to_have_count(2)
+    expect(page.locator("#run")).to_be_enabled()
+
+    page.check("#sources input[value=FLAIR]")  # T1 + FLAIR -> T2 is still served, by the same model
+    expect(page.locator("#targets input[value=T2]")).to_be_checked()
+    expect(page.locator("#slots li")).to_have_count(3)
+
+    page.uncheck("#sources input[value=T1]")  # FLAIR alone: nothing is served, so no target is kept
+    expect(page.locator("#targets input[value=T2]")).not_to_be_checked()
+    assert offered(page, "targets") == []
+    expect(page.locator("#choice")).to_have_text("No model synthesizes anything from FLAIR.")
+    expect(page.locator("#slots li")).to_have_count(0)
+    expect(page.locator("#run")).to_be_disabled()
+
+
+def test_a_configuration_only_the_unified_model_serves_is_synthesized(
+    page: Page, unified_server: str, case_files
+) -> None:
+    """FLAIR → T1 + T2, which no dedicated model serves: chosen in the pickers, routed, synthesized, shown."""
+    routes = {r["configuration"]: r for r in httpx.get(f"{unified_server}/models", timeout=10).json()["routes"]}
+    assert len(routes) == 50
+    served = routes["FLAIR->T1,T2"]["targets"]
+    assert {t: r["model"] for t, r in served.items()} == {"T1": "synnet_unified", "T2": "synnet_unified"}
+    recorded = served["T1"]["score"]
+    assert recorded is not None and served["T2"]["score"] is None
+
+    open_viewer(page, unified_server, ["FLAIR"], ["T1", "T2"])
+    assert offered(page, "sources") == list(MODALITIES)
+    assert offered(page, "targets") == ["T1", "T1c", "T2"]  # every modality but the source
+    assert route_caption(page, "T1") == f"synnet_unified · brain SSIM {recorded:.3f}"
+    assert route_caption(page, "T2") == "synnet_unified · no recorded score"
+    assert route_caption(page, "T1c") == "synnet_unified · no recorded score"  # offered, not ticked
+
+    page.set_input_files("#files", [str(case_files.flair), str(case_files.t1)])
+    expect(page.locator("#slots li")).to_have_count(3)  # FLAIR source, T1 and T2 ground truth slots
+    expect(page.locator("#slots li[data-modality=FLAIR] .slot-file")).to_have_text(case_files.flair.name)
+    with page.expect_request(lambda request: "/synthesize" in request.url) as sent:
+        page.click("#run")
+    query = parse_qs(urlparse(sent.value.url).query)
+    assert (query["src"], query["dst"]) == (["FLAIR"], ["T1,T2"])
+    expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    expect(page.locator("#error")).to_be_hidden()
+
+    titles = page.locator("#panels figcaption strong").all_inner_texts()
+    assert titles == ["FLAIR", "synthetic T1", "T1 ground truth", "|error| T1", "synthetic T2"]
+    captions = page.locator("#panels figcaption span").all_inner_texts()
+    assert captions[1] == captions[4] == "model synnet_unified"
+    for index in range(len(titles)):
+        assert lit_fraction(page, index) > 0.05, f"panel {titles[index]} is blank"
+    assert math.isfinite(metric(page, "T1", "ssim_brain"))
+    expect(page.locator("#summary")).to_contain_text("FLAIR → T1 + T2 by synnet_unified")
+
+    name, payload = download(page, "T2")
+    assert name == "synthetic_T2.nii.gz"
+    assert nib.Nifti1Image.from_bytes(gzip.decompress(payload)).shape == case_files.shape

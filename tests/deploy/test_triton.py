@@ -8,11 +8,15 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from synnet.manifest import ModelManifest
+from synnet.modalities import Modality
+from synnet.store import load_model
 from synnet_tools.triton import TritonExportError, main, write_triton_repository
-from training.export import example_input, write_model
+from training.export import any_to_any_example, example_input, write_model
 from training.models import create_model, model_config
 
 SRC, DST = ["T1", "T1c"], ["T2"]
+ALL = [m.value for m in Modality]
+TORCH_DTYPES = {model_config_pb2.TYPE_FP32: torch.float32}
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +118,77 @@ def test_export_cli_needs_a_checkpoint_or_triton(capsys):
         export_main([])
     assert exit_info.value.code == 2
     assert "CHECKPOINT" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The unified (any-to-any) model: a second input, present, that Triton's PyTorch backend can bind.
+
+
+@pytest.fixture(scope="module")
+def unified_store(tmp_path_factory):
+    """A store with one tiny unified SynNet (any_to_any) exported by training.export."""
+    store = tmp_path_factory.mktemp("unified_store")
+    torch.manual_seed(0)
+    hyper = {"features": 4, "depth": 1}
+    write_model(
+        store,
+        "tiny_unified",
+        create_model("unified", 4, 4, **hyper),
+        any_to_any_example(32),
+        src=ALL,
+        dst=ALL,
+        any_to_any=True,
+        architecture={"name": "unified", "params": model_config("unified", 4, 4, **hyper)},
+        loss={"name": "l2"},
+        output_reference={m: {"lo": 0.0, "hi": 1000.0} for m in ALL},
+        training_data={"source": "generated", "n_cases": 0},
+    )
+    return store
+
+
+def test_unified_config_declares_present(unified_store, tmp_path):
+    (model_dir,) = write_triton_repository(unified_store, tmp_path)
+    config = parse_config(model_dir / "config.pbtxt")
+    declared = [(t.name, list(t.dims), t.data_type) for t in config.input]
+    fp32 = model_config_pb2.TYPE_FP32
+    assert declared == [("INPUT__0", [4, -1, -1], fp32), ("INPUT__1", [4], fp32)]
+    (tensor_out,) = config.output
+    assert (tensor_out.name, list(tensor_out.dims), tensor_out.data_type) == ("OUTPUT__0", [4, -1, -1], fp32)
+    channel_order = {config.parameters[k].string_value for k in ("synnet_src", "synnet_dst")}
+    assert channel_order == {"T1,T1c,T2,FLAIR"}
+
+
+def test_unified_model_called_as_declared_equals_the_served_model(unified_store, tmp_path):
+    """Feed model.pt what config.pbtxt declares, bound the way Triton binds it, and compare with the service's path."""
+    (model_dir,) = write_triton_repository(unified_store, tmp_path, symlink=True)
+    config = parse_config(model_dir / "config.pbtxt")
+    exported = torch.jit.load(str(model_dir / "1" / "model.pt"))
+    # Triton's PyTorch backend loads only models whose forward takes plain Tensors, one per declared input.
+    arguments = exported.forward.schema.arguments[1:]
+    assert [str(a.type) for a in arguments] == ["Tensor"] * len(config.input)
+    assert not (model_dir / "1" / "model.pt").is_symlink()  # the store's file has present optional
+
+    # Every source subset once, from one source to three; absent channels are zero, present says which.
+    present = torch.tensor(
+        [[1, 0, 0, 0], [0, 0, 0, 1], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 1, 0], [0, 1, 1, 1]], dtype=torch.float32
+    )
+    batch, height, width = len(present), 40, 24
+    values = {
+        "INPUT__0": torch.rand(batch, 4, height, width, generator=torch.Generator().manual_seed(1)),
+        "INPUT__1": present,
+    }
+    values["INPUT__0"] *= present[:, :, None, None]
+    inputs = []
+    for tensor in sorted(config.input, key=lambda t: int(t.name.rsplit("__", 1)[1])):  # <name>__<index>
+        free = iter([height, width])  # the -1 dims, in order
+        shape = [batch, *(next(free) if d == -1 else d for d in tensor.dims)]
+        value = values[tensor.name]
+        assert list(value.shape) == shape and value.dtype == TORCH_DTYPES[tensor.data_type]
+        inputs.append(value)
+    with torch.inference_mode():
+        triton_out = exported(*inputs)
+
+    served = load_model(unified_store / "tiny_unified", device="cpu", channels_last=False)
+    absent_as_nan = values["INPUT__0"].masked_fill(present[:, :, None, None] == 0, float("nan"))
+    assert torch.equal(triton_out, served.forward(absent_as_nan))
+    assert triton_out.shape == (batch, 4, height, width)

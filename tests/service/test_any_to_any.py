@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,12 +15,8 @@ from live_service import live_service
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 from synnet.routing import all_configurations
+from unified_model import UNIFIED_NAME, fit_unified
 
-REPO = Path(__file__).resolve().parents[2]
-TINY_UNIFIED = [
-    "--arch", "unified", "--epochs", "1", "--max-steps", "2", "--batch-size", "2", "--slice-size", "32",
-    "--features", "4", "--depth", "2", "--val-max-slices", "2", "--seed", "0",
-]  # fmt: skip
 SUFFIX = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
 
 
@@ -38,18 +32,12 @@ def mixed_store(trained, tmp_path_factory: pytest.TempPathFactory, phantom_root:
         shutil.copy(next(source.glob(f"*_{SUFFIX[modality]}.nii.gz")), extra / name)
     store = root / "store"
     shutil.copytree(trained.store, store)
-    command = [
-        sys.executable, "-m", "training.fit", *TINY_UNIFIED, "--data", str(phantom_root),
-        "--extra-data", str(root / "extra"), "--out", str(store), "--run-dir", str(root / "run"),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        pytest.fail(f"training.fit --arch unified failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    fit_unified(phantom_root, store, root / "run", extra_data=root / "extra")
     return store
 
 
 def test_the_unified_manifest_serves_any_to_any_and_trained_on_the_partial_case(mixed_store: Path) -> None:
-    manifest = ModelManifest.load(mixed_store / "synnet_unified")
+    manifest = ModelManifest.load(mixed_store / UNIFIED_NAME)
     assert manifest.any_to_any and manifest.src == manifest.dst == list(Modality)
     assert "Partial_00001" in manifest.training_data.train_cases
     assert manifest.architecture.name == "unified"

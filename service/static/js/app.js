@@ -1,7 +1,17 @@
-// The viewer page: pick a configuration the service offers, give it files, synthesize, and look
-// at sources, synthesized targets, ground truth and |error| side by side.
+// The viewer page: pick sources and targets the service serves, give it files, synthesize, and
+// look at sources, synthesized targets, ground truth and |error| side by side.
 
 import { ApiError, base64Bytes, getJSON, postForm } from "./api.js";
+import {
+  MODALITIES,
+  canonical,
+  defaultChoice,
+  describeTarget,
+  keptTargets,
+  routeOf,
+  routeTable,
+  routeWith,
+} from "./configurations.js";
 import { decodeImage } from "./images.js";
 import { brainMask, brainRange, errorMap } from "./intensity.js";
 import { extractSlice, greyMap, heatMap, paint, sliceGeometry } from "./render.js";
@@ -25,7 +35,9 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   apiKey: "",
-  configurations: [], // [{label: "T1,T1c->T2", src: ["T1", "T1c"], dst: ["T2"]}]
+  table: null, // what GET /models serves (configurations.js routeTable)
+  src: [], // the sources and targets ticked, canonical order
+  dst: [],
   files: new Map(), // modality -> File: a source or, for a target modality, the ground truth
   request: null, // the synthesis in flight ({done, abort})
   viewer: null, // what the result section shows
@@ -68,24 +80,58 @@ function setProgress(text, fraction) {
 
 // --- models and configurations --------------------------------------------------------------
 
-function parseConfiguration(label) {
-  const [src, dst] = label.split("->");
-  return { label, src: src.split(","), dst: dst.split(",") };
-}
-
+/** The chosen configuration when the store serves it: `{src, dst}` in canonical order, else null. */
 function currentConfiguration() {
-  return state.configurations[$("configuration").selectedIndex] || null;
+  const route = state.table && routeOf(state.table, state.src, state.dst);
+  return route ? { src: route.src, dst: route.dst } : null;
 }
 
 async function loadModels() {
   const body = await getJSON("/models", state.apiKey);
-  state.configurations = body.configurations.map(parseConfiguration);
-  const select = $("configuration");
-  select.replaceChildren(
-    ...state.configurations.map((c) => new Option(`${c.src.join(" + ")} → ${c.dst.join(" + ")}`, c.label)),
-  );
-  select.disabled = state.configurations.length === 0;
-  if (!state.configurations.length) throw new ApiError("The service has no model to serve.", { code: "no_model" });
+  state.table = routeTable(body);
+  ({ src: state.src, dst: state.dst } = defaultChoice(state.table));
+  renderPicker();
+  renderSlots();
+  if (!state.table.routes.size) throw new ApiError("The service has no model to serve.", { code: "no_model" });
+}
+
+/** Tick what is chosen; offer each source some route takes, and each target the store serves from these sources. */
+function renderPicker() {
+  const table = state.table;
+  for (const box of document.querySelectorAll("#sources input")) {
+    box.checked = state.src.includes(box.value);
+    box.disabled = !table || !table.sources.has(box.value);
+  }
+  for (const box of document.querySelectorAll("#targets input")) {
+    const route = table && routeWith(table, state.src, state.dst, box.value);
+    box.checked = state.dst.includes(box.value);
+    box.disabled = !route;
+    box.closest("label").querySelector(".route").textContent = route ? describeTarget(route, box.value) : "";
+  }
+  $("choice").textContent = choiceHint(table);
+}
+
+function choiceHint(table) {
+  if (!table) return "loading models…";
+  if (!state.src.length) return "Tick the contrasts you have.";
+  if (!keptTargets(table, state.src, MODALITIES).length) {
+    return `No model synthesizes anything from ${state.src.join(" + ")}.`;
+  }
+  if (!state.dst.length) return "Tick the contrasts to synthesize.";
+  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its held-out score.`;
+}
+
+function toggleSource(modality, on) {
+  const src = on ? [...state.src, modality] : state.src.filter((m) => m !== modality);
+  state.src = canonical(src);
+  state.dst = keptTargets(state.table, state.src, state.dst);
+  renderPicker();
+  renderSlots();
+}
+
+function toggleTarget(modality, on) {
+  state.dst = canonical(on ? [...state.dst, modality] : state.dst.filter((m) => m !== modality));
+  renderPicker();
   renderSlots();
 }
 
@@ -94,7 +140,7 @@ async function start() {
     const health = await getJSON("/healthz");
     if (health.auth_required) {
       $("key-row").hidden = false;
-      $("configuration").options[0].textContent = "needs the API key";
+      $("choice").textContent = "needs the API key";
       showNotice("This service needs an API key: enter it above.");
       return;
     }
@@ -233,7 +279,7 @@ async function run() {
     clearInterval(timer);
     setProgress(null);
     state.request = null;
-    $("run").disabled = false;
+    $("run").disabled = !currentConfiguration();
     $("cancel").hidden = true;
   }
 }
@@ -425,7 +471,12 @@ function onControl(name, parse = Number) {
 // --- wiring ---------------------------------------------------------------------------------
 
 function wire() {
-  $("configuration").addEventListener("change", renderSlots);
+  for (const box of document.querySelectorAll("#sources input")) {
+    box.addEventListener("change", () => toggleSource(box.value, box.checked));
+  }
+  for (const box of document.querySelectorAll("#targets input")) {
+    box.addEventListener("change", () => toggleTarget(box.value, box.checked));
+  }
   $("files").addEventListener("change", (event) => {
     addFiles(event.target.files);
     event.target.value = "";
