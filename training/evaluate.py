@@ -43,51 +43,34 @@ import numpy as np
 from synnet.errors import SynnetError
 from synnet.evaluation import EvaluationRecord
 from synnet.inference import synthesize
-from synnet.manifest import ModelManifest, TargetMetrics
-from synnet.metrics import WINDOW_SIZE, brain_scaled, brasyn_scores, evaluate, psnr, ssim_in_regions
+from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, normalize
+from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel, ModelStore
+from training.configurations import evaluate_configurations
 from training.data.brats import BratsCase, LoadedCase, find_cases, load_case
 from training.evaluation_figure import figure_columns, held_out_figure
+from training.scoring import (
+    BASE_METRICS,
+    BRASYN_METRICS,
+    METRICS,
+    REGIONS,
+    Summary,
+    as_float,
+    cell,
+    pm,
+    score,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
-# BraTS tumour regions by label: 1 necrotic/non-enhancing core, 2 oedema, 4 enhancing tumour
-REGIONS = {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)}
-BASE_METRICS = ("psnr", "ssim", "psnr_brain", "ssim_brain")
-REGION_METRICS = tuple(f"{metric}_{region}" for region in REGIONS for metric in ("psnr", "ssim"))
-BRASYN_METRICS = ("psnr_brasyn", "ssim_brasyn_tumour", "ssim_brasyn_rest")
-METRICS = BASE_METRICS + REGION_METRICS + BRASYN_METRICS
 KEY_FIELDS = ("model", "dataset", "case", "target")
 
 
 class EvaluationError(SynnetError):
     code = "evaluation_failed"
-
-
-def score(
-    pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, seg: np.ndarray | None, raw_truth: np.ndarray
-) -> dict[str, float]:
-    """Whole, brain, (with ``seg``) tumour-region and BraSyn scores of one model-space target volume.
-
-    ``raw_truth`` is the truth as stored, which BraSyn scales itself; ``truth`` is it in model space.
-    """
-    report = evaluate(pred, truth, mask)
-    scores = {name: getattr(report, name) for name in BASE_METRICS}
-    if min(pred.shape) >= WINDOW_SIZE:  # BraSyn's 3D SSIM needs the whole window inside the volume
-        scores |= brasyn_scores(pred, raw_truth, seg)
-    else:
-        scores |= {name: math.nan for name in BRASYN_METRICS}
-    if seg is None:
-        return scores | {name: math.nan for name in REGION_METRICS}
-    regions = {name: np.isin(seg, labels) & mask for name, labels in REGIONS.items()}
-    pred_b, truth_b = brain_scaled(pred, mask), brain_scaled(truth, mask)
-    region_ssim = ssim_in_regions(pred_b, truth_b, regions)
-    for name, region in regions.items():
-        scores[f"psnr_{name}"] = psnr(pred_b, truth_b, data_range=1.0, mask=region) if region.any() else math.nan
-        scores[f"ssim_{name}"] = region_ssim[name]
-    return scores
 
 
 @dataclass
@@ -141,34 +124,6 @@ def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> lis
     return rows
 
 
-@dataclass
-class Summary:
-    """Mean and (population) std over one dataset's cases of each metric for one model and target."""
-
-    model: str
-    dataset: str
-    target: str
-    n_cases: int
-    mean: dict[str, float]
-    std: dict[str, float]
-
-
-def summarize(rows: Sequence[dict[str, object]]) -> list[Summary]:
-    groups: dict[tuple[str, str, str], list[dict[str, object]]] = {}
-    for row in rows:
-        groups.setdefault((str(row["model"]), str(row["dataset"]), str(row["target"])), []).append(row)
-    summaries = []
-    for (model, dataset, target), group in groups.items():
-        mean, std = {}, {}
-        for metric in METRICS:
-            values = np.array([float(row[metric]) for row in group], dtype=np.float64)
-            values = values[np.isfinite(values)]
-            mean[metric] = float(values.mean()) if values.size else math.nan
-            std[metric] = float(values.std()) if values.size else math.nan
-        summaries.append(Summary(model, dataset, target, len(group), mean, std))
-    return summaries
-
-
 def read_rows(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
@@ -182,21 +137,7 @@ def write_rows(path: Path, rows: Sequence[dict[str, object]]) -> None:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: _cell(row[key]) for key in fields})
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.6f}")
-    return value
-
-
-def _float(value: object) -> float:
-    return math.nan if value in ("", None) else float(value)  # type: ignore[arg-type]
-
-
-def pm(mean: float, std: float, digits: int) -> str:
-    return "–" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+            writer.writerow({key: cell(row[key]) for key in fields})
 
 
 def markdown_report(summaries: Sequence[Summary], data: str, cases: dict[str, list[str]], command: str) -> str:
@@ -259,11 +200,14 @@ def run_evaluation(
     write_evaluation_files: bool = False,
     command: str = "",
     also: Sequence[Path] = (),
+    all_configurations: bool = False,
 ) -> list[Summary]:
     """Evaluate, write the report folder, and return the summaries (see the module docstring).
 
     ``also``: further BraTS folders whose every case (with the model's modalities) is scored and
     summarized as its own dataset; never written to ``evaluation.json``.
+    ``all_configurations``: score each any-to-any model on every single-target configuration instead
+    (:mod:`training.configurations`, report in ``out/<model>/``); its summaries are not returned.
     """
     loaded = ModelStore.load(store, device, names=list(names) if names else None)
     if loaded.unavailable:
@@ -280,7 +224,6 @@ def run_evaluation(
     elsewhere = [case for folder in also for case in find_cases(folder)]
     main_dataset = dataset_name(Path(data))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
     csv_path = out / "per_case.csv"
     rows = [{"dataset": main_dataset, **row} for row in read_rows(csv_path)]  # files from before datasets
     done = {(row["model"], row["case"]) for row in rows}
@@ -296,10 +239,17 @@ def run_evaluation(
         leaked = sorted(set(ids) & set(model.manifest.training_data.train_cases))
         if leaked:
             logger.warning("%s was trained on %s: those scores are not held-out scores", name, ", ".join(leaked))
+        if all_configurations and model.manifest.any_to_any:
+            evaluate_configurations(
+                model, Path(data), ids, also, out / name, store=Path(store), batch_size=batch_size,
+                write_evaluation_file=write_evaluation_files, command=command,
+            )  # fmt: skip
+            continue
         needed = (*model.manifest.src, *model.manifest.dst)
         extra = {case.case_id: case for case in elsewhere if not case.missing(needed)}
         cases_of[name] = [*ids, *extra]
         figure_path = out / "figures" / f"{name}.png"
+        figure_path.parent.mkdir(exist_ok=True)
         for case_id in cases_of[name]:
             wants_figure = figures and case_id == ids[0] and not figure_path.exists()
             if (name, case_id) in done and not wants_figure:
@@ -325,20 +275,22 @@ def run_evaluation(
                     row["psnr_brain"], row["ssim_brain"], row["seconds"],
                 )  # fmt: skip
     rows = [row for row in rows if row["model"] in cases_of and row["case"] in cases_of[str(row["model"])]]
-    rows = [{**row, **{m: _float(row.get(m)) for m in (*METRICS, "seconds")}} for row in rows]
+    rows = [{**row, **{m: as_float(row.get(m)) for m in (*METRICS, "seconds")}} for row in rows]
     summaries = [s for s in summarize(rows) if s.model in cases_of]
     order = {name: i for i, name in enumerate(chosen)}
     summaries.sort(key=lambda s: (order[s.model], s.dataset != main_dataset, s.dataset, s.target))
+    if not cases_of:  # every model was scored per configuration: its report is out/<model>/
+        return summaries
     with (out / "summary.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         header = ["model", "dataset", "target", "n_cases"]
         writer.writerow([*header, *(f"{m}_{k}" for m in METRICS for k in ("mean", "std"))])
         for s in summaries:
-            cells = [_cell(v) for m in METRICS for v in (s.mean[m], s.std[m])]
+            cells = [cell(v) for m in METRICS for v in (s.mean[m], s.std[m])]
             writer.writerow([s.model, s.dataset, s.target, s.n_cases, *cells])
     (out / "report.md").write_text(markdown_report(summaries, str(data), cases_of, command))
     if write_evaluation_files:
-        for name in chosen:
+        for name in cases_of:
             own = [s for s in summaries if s.model == name and s.dataset == main_dataset]
             held_out = [case_id for case_id in cases_of[name] if case_id in available]
             write_evaluation(Path(store) / name, own, str(data), held_out, command)
@@ -368,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--write-evaluation", action="store_true", help="store the means in evaluation.json beside each model"
     )
+    parser.add_argument(
+        "--all-configurations", action="store_true",
+        help="score each any-to-any model on all 28 single-target configurations, beside a per-intensity "
+        "lookup table learnt on its training cases (report: OUT/<model>/configurations.md)",
+    )  # fmt: skip
     return parser
 
 
@@ -382,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             args.data, args.store, names, args.out,
             cases=cases, device=args.device, batch_size=args.batch_size,
             figures=args.figures, write_evaluation_files=args.write_evaluation, command=command, also=args.also,
+            all_configurations=args.all_configurations,
         )  # fmt: skip
     except SynnetError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -205,6 +205,33 @@ QUALITY_SECTION = (
 )
 
 
+def configurations_section(report: Path) -> list[str]:
+    """The unified model's table over the 28 configurations (``training.evaluate --all-configurations``)."""
+    if not report.is_file():
+        return []
+    lines = report.read_text().splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
+    tables = ["#" + line if line.startswith("## ") else line for line in lines[first:]]
+    return [*UNIFIED_SECTION, *tables, ""]
+
+
+CONFIGURATIONS_REPORT = Path("docs/results/configurations/synnet_unified/configurations.md")
+# Hand-written, not computed: how the unified model was made and how to read its table.
+UNIFIED_SECTION = (
+    "## Every configuration: the unified model",
+    "",
+    "`model_store/synnet_unified` is one SynNet for all 50 ways to choose sources and targets "
+    "(docs/ARCHITECTURE.md). It was trained on the CPU by `bash scripts/unified_cpu.sh` (the bundled recipe, "
+    "random source subsets, the 9 T1+FLAIR-only subjects of brats18_t1_flair as partial cases; its steps and "
+    "seconds are in its manifest) and scored below on each of the 28 single-target configurations, beside a "
+    "per-intensity lookup table learnt on the same training cases (`training.lookup_table`: the mean target "
+    "per joint source intensity, nothing spatial). Routing serves a configuration from the unified model only "
+    "where no dedicated model serves it, or where the unified model's recorded brain SSIM is higher "
+    "(docs/service.md).",
+    "",
+)
+
+
 def write_results(
     comparison_summary: Path,
     bundled_summary: Path,
@@ -212,6 +239,7 @@ def write_results(
     bundled_store: Path,
     out: Path,
     preamble: Sequence[str],
+    configurations_report: Path = CONFIGURATIONS_REPORT,
 ) -> None:
     """Write ``out`` (docs/results.md) from the evaluation summaries; ``preamble`` is the how-it-was-run part."""
     comparison = read_summary(comparison_summary)
@@ -237,6 +265,7 @@ def write_results(
         *bundled_table(bundled, bundled_store),
         "",
         *QUALITY_SECTION,
+        *configurations_section(configurations_report),
     ]
     out.write_text("\n".join(lines))
 

@@ -1,0 +1,133 @@
+"""How one synthesized volume is scored, and how per-case scores are written and averaged.
+
+One place for the metric columns, so ``training.evaluate`` (a model on its own configuration) and
+``training.configurations`` (an any-to-any model and the lookup-table baseline on every
+configuration) report the same numbers under the same names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synnet.metrics import WINDOW_SIZE, brain_scaled, brasyn_scores, evaluate, psnr, ssim, ssim_in_regions
+
+# BraTS tumour regions by label: 1 necrotic/non-enhancing core, 2 oedema, 4 enhancing tumour
+REGIONS = {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)}
+BASE_METRICS = ("psnr", "ssim", "psnr_brain", "ssim_brain")
+REGION_METRICS = tuple(f"{metric}_{region}" for region in REGIONS for metric in ("psnr", "ssim"))
+BRASYN_METRICS = ("psnr_brasyn", "ssim_brasyn_tumour", "ssim_brasyn_rest")
+METRICS = BASE_METRICS + REGION_METRICS + BRASYN_METRICS
+
+
+def score(
+    pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, seg: np.ndarray | None, raw_truth: np.ndarray
+) -> dict[str, float]:
+    """Whole, brain, (with ``seg``) tumour-region and BraSyn scores of one model-space target volume.
+
+    ``raw_truth`` is the truth as stored, which BraSyn scales itself; ``truth`` is it in model space.
+    """
+    report = evaluate(pred, truth, mask)
+    scores = {name: getattr(report, name) for name in BASE_METRICS}
+    if min(pred.shape) >= WINDOW_SIZE:  # BraSyn's 3D SSIM needs the whole window inside the volume
+        scores |= brasyn_scores(pred, raw_truth, seg)
+    else:
+        scores |= {name: math.nan for name in BRASYN_METRICS}
+    if seg is None:
+        return scores | {name: math.nan for name in REGION_METRICS}
+    regions = {name: np.isin(seg, labels) & mask for name, labels in REGIONS.items()}
+    pred_b, truth_b = brain_scaled(pred, mask), brain_scaled(truth, mask)
+    region_ssim = ssim_in_regions(pred_b, truth_b, regions)
+    for name, region in regions.items():
+        scores[f"psnr_{name}"] = psnr(pred_b, truth_b, data_range=1.0, mask=region) if region.any() else math.nan
+        scores[f"ssim_{name}"] = region_ssim[name]
+    return scores
+
+
+def brain_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The brain's bounding box grown by the SSIM window's radius: every brain voxel keeps its whole window.
+
+    An axis the box would leave thinner than the window keeps its full length, so a volume is
+    never switched from 3D to slice-by-slice SSIM by the crop.
+    """
+    radius = WINDOW_SIZE // 2
+    box = []
+    for axis, length in enumerate(mask.shape):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(mask.any(axis=other))
+        lo, hi = max(int(present[0]) - radius, 0), min(int(present[-1]) + 1 + radius, length)
+        box.append(slice(lo, hi) if hi - lo >= WINDOW_SIZE else slice(0, length))
+    return tuple(box)
+
+
+def brain_scores(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """The in-brain PSNR and SSIM of :func:`synnet.metrics.evaluate`, on the brain's box only.
+
+    The same numbers (percentiles over the brain, SSIM windows of brain voxels unchanged) for a
+    third of the voxels of a BraTS volume; what scoring 28 configurations per case can afford.
+    """
+    if not mask.any():
+        return {"psnr_brain": math.nan, "ssim_brain": math.nan}
+    box = brain_box(mask)
+    inside = mask[box]
+    pred_b, truth_b = brain_scaled(pred[box], inside), brain_scaled(truth[box], inside)
+    return {
+        "psnr_brain": psnr(pred_b, truth_b, data_range=1.0, mask=inside),
+        "ssim_brain": ssim(pred_b, truth_b, data_range=1.0, mask=inside),
+    }
+
+
+@dataclass
+class Summary:
+    """Mean and (population) std over one dataset's cases of each metric for one model and target."""
+
+    model: str
+    dataset: str
+    target: str
+    n_cases: int
+    mean: dict[str, float]
+    std: dict[str, float]
+    sources: str = ""  # an any-to-any model's rows: the configuration's sources, e.g. "T1,FLAIR"
+
+
+def summarize(rows: Sequence[dict[str, object]]) -> list[Summary]:
+    """One :class:`Summary` per model, dataset, target (and sources, where rows have them)."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, object]]] = {}
+    for row in rows:
+        key = (str(row["model"]), str(row["dataset"]), str(row["target"]), str(row.get("sources", "")))
+        groups.setdefault(key, []).append(row)
+    return [
+        Summary(model, dataset, target, len(group), *mean_and_std(group), sources=sources)
+        for (model, dataset, target, sources), group in groups.items()
+    ]
+
+
+def mean_and_std(rows: Sequence[dict[str, object]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and (population) std of each metric over ``rows``, ignoring non-finite values."""
+    mean, std = {}, {}
+    for metric in METRICS:
+        values = np.array([float(row[metric]) for row in rows], dtype=np.float64)  # type: ignore[arg-type]
+        values = values[np.isfinite(values)]
+        mean[metric] = float(values.mean()) if values.size else math.nan
+        std[metric] = float(values.std()) if values.size else math.nan
+    return mean, std
+
+
+def cell(value: object) -> object:
+    """A CSV cell: floats with 6 decimals, NaN empty, infinity as ``inf``."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.6f}")
+    return value
+
+
+def as_float(value: object) -> float:
+    """A CSV cell read back: empty is NaN."""
+    return math.nan if value in ("", None) else float(value)  # type: ignore[arg-type]
+
+
+def pm(mean: float, std: float, digits: int) -> str:
+    """``mean ± std`` for a report, ``–`` when nothing was measured."""
+    return "–" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
