@@ -23,6 +23,8 @@ if [ ! -f "$root/store/synnet_unified/manifest.json" ]; then
       --out "$root/store" --name synnet_unified --run-dir "$root/run"
   fi
 fi
+# bundle it beside the dedicated models, then score it there (the table shows theirs beside it)
+rm -rf model_store/synnet_unified && cp -r "$root/store/synnet_unified" model_store/
 python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 \
-  --store "$root/store" --models synnet_unified --all-configurations --write-evaluation \
+  --store model_store --models synnet_unified --all-configurations --write-evaluation \
   --out docs/results/configurations --no-figures

@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             f"SSIM {pm(s.mean['ssim'], s.std['ssim'], 4)}  brain {pm(s.mean['psnr_brain'], s.std['psnr_brain'], 2)} dB"
             f" / {pm(s.mean['ssim_brain'], s.std['ssim_brain'], 4)}"
         )
-    print(f"report: {args.out / 'report.md'}")
+    reports = [args.out / "report.md", *sorted(args.out.glob("*/configurations.md"))]
+    print("report:", ", ".join(str(path) for path in reports if path.exists()))
     return 0
 
 

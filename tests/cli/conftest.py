@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "model_store"
 # Every configuration the tests below ask for (exact models in the bundled store, so a store of
 # only these routes like the full one).
-SERVED = ["synnet_t1-t1c-t2_to_flair", "synnet_t1-t1c_to_t2-flair", "synnet_t1-t2-flair_to_t1c"]
+SERVED = ["synnet_t1-t1c-t2_to_flair", "synnet_t1-t1c_to_t2-flair", "synnet_t1-t2-flair_to_t1c", "synnet_unified"]
 CUT = (slice(None, None, 4), slice(None, None, 4), slice(72, 80))
 
 

@@ -27,7 +27,8 @@ def test_the_console_script_leads_everywhere() -> None:
 def test_models_lists_the_bundled_store(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "10 model(s)" in out and "synnet_t1-t1c-t2_to_flair  T1,T1c,T2->FLAIR" in out
+    assert "11 model(s)" in out and "synnet_t1-t1c-t2_to_flair  T1,T1c,T2->FLAIR" in out
+    assert "synnet_unified" in out
 
 
 def test_bad_input_is_one_line_and_status_2(tmp_path: Path, capsys) -> None:

@@ -59,5 +59,7 @@ def test_held_out_scores_carry_no_identical_flag_and_absent_ones_are_null() -> N
 def test_bundled_evaluation_files_load_and_dump_back_unchanged(folder: Path) -> None:
     stored = json.loads((folder / EVALUATION_FILE).read_text())
     record = EvaluationRecord.load_if_present(folder)
-    assert record is not None and record.targets
-    assert record.model_dump(mode="json")["targets"] == stored["targets"]
+    assert record is not None and (record.targets or record.configurations)  # dedicated: targets; unified: both
+    dumped = record.model_dump(mode="json")
+    assert dumped["targets"] == stored["targets"]
+    assert dumped["configurations"] == stored.get("configurations", [])
