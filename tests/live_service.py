@@ -100,3 +100,18 @@ def multipart_request(fields: Mapping[str, tuple[str, bytes]], query: str = "src
         f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+@contextmanager
+def fuzzed_service(store: Path, api_key: str, folder: Path) -> Iterator[LiveService]:
+    """A service for the fuzzers: ``store``'s models on one CPU thread behind ``api_key``.
+
+    Whatever the fuzzers sent, its log must end without a traceback.
+    """
+    env = {
+        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "warning",
+        "SYNNET_TORCH_THREADS": "1", "SYNNET_API_KEYS": api_key,
+    }  # fmt: skip
+    with live_service(env, folder / "service.log") as running:
+        yield running
+        assert "Traceback" not in running.log.read_text()

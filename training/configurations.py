@@ -17,7 +17,6 @@ the scores the store records for dedicated models of the same configuration), an
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -37,7 +36,17 @@ from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel
 from training.data.brats import BratsCase, find_cases, load_case
 from training.lookup_table import Configuration, LookupTable, LookupTableFit, ModelSpaceImages
-from training.scoring import BASE_METRICS, METRICS, Summary, as_float, brain_scores, cell, pm, summarize
+from training.scoring import (
+    BASE_METRICS,
+    METRICS,
+    Summary,
+    as_float,
+    brain_scores,
+    pm,
+    read_rows,
+    summarize,
+    write_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,21 +137,9 @@ def score_case(
     return rows
 
 
-def read_rows(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        rows = [dict(row) for row in csv.DictReader(handle)]
-    return [{**row, **{m: as_float(row[m]) for m in (*METRICS, "seconds")}} for row in rows]
-
-
-def write_rows(path: Path, rows: Sequence[dict[str, object]]) -> None:
-    fields = [*KEY_FIELDS, *METRICS, "seconds"]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: cell(row[key]) for key in fields})
+def read_scored_rows(path: Path) -> list[dict[str, object]]:
+    """The rows of ``per_configuration.csv`` with the metrics as floats."""
+    return [{**row, **{m: as_float(row[m]) for m in (*METRICS, "seconds")}} for row in read_rows(path)]
 
 
 def dedicated_scores(store: Path) -> dict[tuple[str, str], list[tuple[str, TargetMetrics]]]:
@@ -244,7 +241,7 @@ def evaluate_configurations(
     todo += [(Path(folder).resolve().name, case) for folder in also for case in find_cases(folder)]
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "per_configuration.csv"
-    rows = read_rows(csv_path)
+    rows = read_scored_rows(csv_path)
     done = {(row["model"], row["dataset"], row["case"]) for row in rows}
     tables: dict[Configuration, LookupTable] | None = None
     for dataset, case in todo:
@@ -254,7 +251,7 @@ def evaluate_configurations(
             tables = fit_lookup_tables(model, training_folders(model.manifest, Path(data)))
             logger.info("lookup tables: %d configurations", len(tables))
         rows = [*rows, *score_case(model, case, dataset, tables, batch_size)]
-        write_rows(csv_path, rows)  # after every case: an interrupted run loses one case at most
+        write_rows(csv_path, rows, KEY_FIELDS)  # after every case: an interrupted run loses one case at most
     wanted = {(dataset, case.case_id) for dataset, case in todo}
     rows = [r for r in rows if r["model"] in (name, LOOKUP_TABLE) and (r["dataset"], r["case"]) in wanted]
     summaries = summarize(rows)

@@ -60,8 +60,10 @@ from training.scoring import (
     as_float,
     cell,
     pm,
+    read_rows,
     score,
     summarize,
+    write_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -122,22 +124,6 @@ def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> lis
         keys["target"] = target.value
         rows.append({**keys, **scores, "seconds": prediction.seconds})
     return rows
-
-
-def read_rows(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [dict(row) for row in csv.DictReader(handle)]
-
-
-def write_rows(path: Path, rows: Sequence[dict[str, object]]) -> None:
-    fields = [*KEY_FIELDS, *METRICS, "seconds"]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: cell(row[key]) for key in fields})
 
 
 def markdown_report(summaries: Sequence[Summary], data: str, cases: dict[str, list[str]], command: str) -> str:
@@ -267,7 +253,7 @@ def run_evaluation(
                 continue
             new_rows = score_prediction(model.manifest, prediction)
             rows = [*rows, *new_rows]
-            write_rows(csv_path, rows)  # after every case: an interrupted run loses one case at most
+            write_rows(csv_path, rows, KEY_FIELDS)  # after every case: an interrupted run loses one case at most
             for row in new_rows:
                 logger.info(
                     "%s on %s → %s: PSNR %.2f dB, SSIM %.4f (brain %.2f dB / %.4f), %.1f s",

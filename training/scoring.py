@@ -7,9 +7,11 @@ configuration) report the same numbers under the same names.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -114,6 +116,24 @@ def mean_and_std(rows: Sequence[dict[str, object]]) -> tuple[dict[str, float], d
         mean[metric] = float(values.mean()) if values.size else math.nan
         std[metric] = float(values.std()) if values.size else math.nan
     return mean, std
+
+
+def read_rows(path: Path) -> list[dict[str, object]]:
+    """The rows of a per-case CSV as written (strings); none when it does not exist yet."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [dict(row) for row in csv.DictReader(handle)]
+
+
+def write_rows(path: Path, rows: Sequence[dict[str, object]], key_fields: Sequence[str]) -> None:
+    """A per-case CSV: the key columns, every metric, then the synthesis time."""
+    fields = [*key_fields, *METRICS, "seconds"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: cell(row[key]) for key in fields})
 
 
 def cell(value: object) -> object:

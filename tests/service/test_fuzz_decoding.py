@@ -21,7 +21,7 @@ from error_table import documented_codes
 from hypothesis import HealthCheck, given, note, settings
 from upload_fuzzing import Upload, uploads
 
-from live_service import LiveService, live_service
+from live_service import LiveService, fuzzed_service
 from synnet.imageio import read_image
 from synnet.modalities import Modality
 
@@ -41,13 +41,8 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    env = {
-        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "warning",
-        "SYNNET_TORCH_THREADS": "1", "SYNNET_API_KEYS": API_KEY,
-    }  # fmt: skip
-    with live_service(env, tmp_path_factory.mktemp("fuzz_decoding") / "service.log") as running:
+    with fuzzed_service(store, API_KEY, tmp_path_factory.mktemp("fuzz_decoding")) as running:
         yield running
-        assert "Traceback" not in running.log.read_text()
 
 
 def decoded_shape(target: dict) -> tuple[int, ...]:

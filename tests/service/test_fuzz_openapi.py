@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from live_service import LiveService, live_service
+from live_service import LiveService, fuzzed_service
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +37,8 @@ EXCLUDED_CHECKS = [positive_data_acceptance]
 
 @pytest.fixture(scope="module")
 def server(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    env = {
-        "SYNNET_MODEL_STORE": str(store), "SYNNET_DEVICE": "cpu", "SYNNET_LOG_LEVEL": "warning",
-        "SYNNET_TORCH_THREADS": "1", "SYNNET_API_KEYS": API_KEY,
-    }  # fmt: skip
-    with live_service(env, tmp_path_factory.mktemp("fuzz_openapi") / "service.log") as running:
+    with fuzzed_service(store, API_KEY, tmp_path_factory.mktemp("fuzz_openapi")) as running:
         yield running
-        assert "Traceback" not in running.log.read_text()
 
 
 def test_generated_requests_get_documented_answers_and_never_a_5xx(server: LiveService, record_property) -> None:
