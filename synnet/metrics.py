@@ -182,6 +182,40 @@ def brain_scaled(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return scaled.astype(np.float64)
 
 
+def ssim_window_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The brain's bounding box grown by the SSIM window's radius: every brain voxel keeps its whole window.
+
+    An axis the box would leave thinner than the window keeps its full length, so a volume is
+    never switched from 3D to slice-by-slice SSIM by the crop; an empty mask keeps the whole image.
+    """
+    if not mask.any():
+        return tuple(slice(0, length) for length in mask.shape)
+    radius = WINDOW_SIZE // 2
+    box = []
+    for axis, length in enumerate(mask.shape):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(mask.any(axis=other))
+        lo, hi = max(int(present[0]) - radius, 0), min(int(present[-1]) + 1 + radius, length)
+        box.append(slice(lo, hi) if hi - lo >= WINDOW_SIZE else slice(0, length))
+    return tuple(box)
+
+
+def brain_scores(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """In-brain PSNR and SSIM (our convention, :func:`brain_scaled`), computed on :func:`ssim_window_box`.
+
+    Outside the box nothing counts (the percentiles are over the brain, and every brain voxel's
+    window lies inside it), so the numbers are the whole image's, for a third of a BraTS volume.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    box = ssim_window_box(mask)
+    inside = mask[box]
+    pred_b, truth_b = brain_scaled(pred[box], inside), brain_scaled(truth[box], inside)
+    return {
+        "psnr_brain": psnr(pred_b, truth_b, data_range=1.0, mask=inside),
+        "ssim_brain": ssim(pred_b, truth_b, data_range=1.0, mask=inside),
+    }
+
+
 def evaluate(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> MetricReport:
     """Score ``pred`` against ``truth``: whole-image PSNR/SSIM and the in-brain ones (module docstring).
 
@@ -189,14 +223,7 @@ def evaluate(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> MetricRep
         pred, truth: same-shape 2D slices or 3D volumes in the same intensity units.
         mask: bool brain mask of the same shape.
     """
-    mask = np.asarray(mask, dtype=bool)
-    pred_b, truth_b = brain_scaled(pred, mask), brain_scaled(truth, mask)
-    return MetricReport(
-        psnr=psnr(pred, truth),
-        ssim=ssim(pred, truth),
-        psnr_brain=psnr(pred_b, truth_b, data_range=1.0, mask=mask),
-        ssim_brain=ssim(pred_b, truth_b, data_range=1.0, mask=mask),
-    )
+    return MetricReport(psnr=psnr(pred, truth), ssim=ssim(pred, truth), **brain_scores(pred, truth, mask))
 
 
 def compute_metrics(

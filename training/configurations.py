@@ -21,7 +21,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,10 @@ import numpy as np
 from synnet.evaluation import ConfigurationScore, EvaluationRecord
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
-from synnet.metrics import WINDOW_SIZE, brasyn_scores, psnr
+from synnet.metrics import WINDOW_SIZE, brain_scores, brasyn_scores, psnr
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask
+from synnet.routing import all_configurations
 from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel
 from training.data.brats import BratsCase, find_cases, load_case
@@ -41,7 +41,6 @@ from training.scoring import (
     METRICS,
     Summary,
     as_float,
-    brain_scores,
     pm,
     read_rows,
     summarize,
@@ -51,8 +50,9 @@ from training.scoring import (
 logger = logging.getLogger(__name__)
 
 LOOKUP_TABLE = "lookup_table"
-SOURCE_SETS: list[tuple[Modality, ...]] = [s for n in (1, 2, 3) for s in combinations(tuple(Modality), n)]
-CONFIGURATIONS: list[Configuration] = [(s, t) for s in SOURCE_SETS for t in Modality if t not in s]
+# the single-target ones of routing's 50, in its canonical order; and the source sets they use
+CONFIGURATIONS: list[Configuration] = [(s, d[0]) for s, d in all_configurations() if len(d) == 1]
+SOURCE_SETS: list[tuple[Modality, ...]] = list(dict.fromkeys(s for s, _ in CONFIGURATIONS))
 KEY_FIELDS = ("model", "dataset", "case", "sources", "target")
 
 
@@ -91,7 +91,7 @@ def configuration_scores(
     A full :func:`training.scoring.score` takes about a minute per BraTS volume on 2 cores, mostly
     SSIM maps of the whole volume; 28 configurations x 2 predictors x 5 cases of it do not fit a
     session. So whole-volume and tumour-region SSIM are left out (NaN) and the brain scores are
-    computed on the brain's box (the same numbers); the lookup table is scored inside the brain only.
+    computed as always, on the brain's box; the lookup table is scored inside the brain only.
     """
     scores = dict.fromkeys(METRICS, math.nan)
     scores["psnr"] = psnr(pred, truth)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synnet.metrics import WINDOW_SIZE, brain_scaled, brasyn_scores, evaluate, psnr, ssim, ssim_in_regions
+from synnet.metrics import WINDOW_SIZE, brain_scaled, brasyn_scores, evaluate, psnr, ssim_in_regions
 
 # BraTS tumour regions by label: 1 necrotic/non-enhancing core, 2 oedema, 4 enhancing tumour
 REGIONS = {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)}
@@ -47,39 +47,6 @@ def score(
         scores[f"psnr_{name}"] = psnr(pred_b, truth_b, data_range=1.0, mask=region) if region.any() else math.nan
         scores[f"ssim_{name}"] = region_ssim[name]
     return scores
-
-
-def brain_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The brain's bounding box grown by the SSIM window's radius: every brain voxel keeps its whole window.
-
-    An axis the box would leave thinner than the window keeps its full length, so a volume is
-    never switched from 3D to slice-by-slice SSIM by the crop.
-    """
-    radius = WINDOW_SIZE // 2
-    box = []
-    for axis, length in enumerate(mask.shape):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        lo, hi = max(int(present[0]) - radius, 0), min(int(present[-1]) + 1 + radius, length)
-        box.append(slice(lo, hi) if hi - lo >= WINDOW_SIZE else slice(0, length))
-    return tuple(box)
-
-
-def brain_scores(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """The in-brain PSNR and SSIM of :func:`synnet.metrics.evaluate`, on the brain's box only.
-
-    The same numbers (percentiles over the brain, SSIM windows of brain voxels unchanged) for a
-    third of the voxels of a BraTS volume; what scoring 28 configurations per case can afford.
-    """
-    if not mask.any():
-        return {"psnr_brain": math.nan, "ssim_brain": math.nan}
-    box = brain_box(mask)
-    inside = mask[box]
-    pred_b, truth_b = brain_scaled(pred[box], inside), brain_scaled(truth[box], inside)
-    return {
-        "psnr_brain": psnr(pred_b, truth_b, data_range=1.0, mask=inside),
-        "ssim_brain": ssim(pred_b, truth_b, data_range=1.0, mask=inside),
-    }
 
 
 @dataclass
