@@ -64,6 +64,35 @@ class TrainingDataSpec(BaseModel):
     split_seed: int = 0
 
 
+class CalibrationCheck(BaseModel):
+    """One (sources, target) map of an output calibration and what it did on cases it was not fitted on."""
+
+    sources: list[Modality]
+    target: Modality
+    adopted: bool = Field(description="whether model.pt applies this map (training.calibrate's rule)")
+    check_cases: int = Field(description="training cases the map was scored on, none of them used to fit it")
+    psnr_brain_before: float
+    psnr_brain_after: float
+    ssim_brain_before: float
+    ssim_brain_after: float
+
+
+class OutputCalibration(BaseModel):
+    """A monotone map of output intensities per (sources, target), built into ``model.pt`` by training.calibrate.
+
+    Descriptive: the maps themselves are buffers of the model file, so the digest covers them.
+    """
+
+    method: str = Field(default="quantile_map", description="output quantiles mapped onto the truth's")
+    quantiles: int = Field(description="knots per map")
+    rule: str = Field(description="when a map is adopted")
+    fit_cases: list[str] = Field(description="training cases whose quantiles make the maps that were checked")
+    check_cases: list[str] = Field(
+        description="other training cases the maps were scored on; the adopted maps use both"
+    )
+    configurations: list[CalibrationCheck]
+
+
 class ModelManifest(BaseModel):
     """The JSON document beside each exported model."""
 
@@ -90,6 +119,9 @@ class ModelManifest(BaseModel):
     training_data: TrainingDataSpec
     training: dict[str, Any] = Field(default_factory=dict, description="epochs, optimizer, batch size, seed...")
     validation: dict[Modality, TargetMetrics] = Field(default_factory=dict)
+    output_calibration: OutputCalibration | None = Field(
+        default=None, description="the intensity maps model.pt applies to its outputs, and why (training.calibrate)"
+    )
     frameworks: dict[str, str] = Field(default_factory=dict)
     model_file: str = MODEL_FILE
     sha256: str = Field(description="model_digest(): the model file and the OUTPUT_FIELDS of this manifest")

@@ -64,3 +64,9 @@ def make_stack() -> Callable[..., SliceStack]:
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three 40×40×12 BraTS-named cases: fast to load, for CLI and data-path tests."""
     return write_tiny_cases(tmp_path_factory.mktemp("tiny_brats"))
+
+
+@pytest.fixture
+def write_cases() -> Callable[..., Path]:
+    """Factory of :func:`write_tiny_cases` folders, for tests that need more cases than ``tiny_root``."""
+    return write_tiny_cases

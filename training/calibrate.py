@@ -1,0 +1,279 @@
+"""Learn a monotone output calibration on a model's training cases and build it into the model file.
+
+For each (sources, target) the model serves, the mean in-brain quantile curve of its output and of
+the truth over the training cases gives a map output → truth (:class:`QuantileMap`). It restores
+an intensity distribution the network compresses (FLAIR and T1c tails) and leaves the order of
+intensities alone. Whether a map is *adopted* is measured, never assumed: the training cases are
+split in two, maps fitted on one half are scored on the other (in-brain PSNR/SSIM, as
+``training.evaluate`` scores, on every :data:`SLICE_STEP`-th axial slice), and :data:`RULE`
+decides. Adopted maps are then refitted on all training cases. The held-out test cases are never read.
+
+The model is re-exported (verified like every export) with the maps inside, so the service, the
+API and Triton all apply them; the manifest's ``output_calibration`` records every map's check.
+Its held-out scores change, so ``evaluation.json`` is dropped: re-run ``training.evaluate``.
+
+    python -m training.calibrate --store model_store --model synnet_unified --data ../shared/data/brats18
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synnet.inference import synthesize
+from synnet.manifest import MODEL_FILE, CalibrationCheck, ModelManifest, OutputCalibration
+from synnet.metrics import brain_scores
+from synnet.modalities import Modality, format_modalities
+from synnet.normalization import brain_mask
+from synnet.store import LoadedModel, load_model
+from training.configurations import SOURCE_SETS, training_folders
+from training.data.brats import BratsCase, find_cases, load_case
+from training.export import any_to_any_example, example_input, write_model
+from training.lookup_table import ModelSpaceImages
+from training.models.output_calibration import MIN_STEP, CalibratedAnyToAny, CalibratedDedicated, QuantileMap
+
+logger = logging.getLogger(__name__)
+
+QUANTILES = np.linspace(0.0, 1.0, 201)
+# Every third axial slice: the network sees one slice at a time, so the quantiles of a third of
+# the slices are those of the volume within sampling noise, at a third of the cost (a session on
+# 2 cores has to fit 14 source sets x 21 cases).
+SLICE_STEP = 3
+SSIM_TOLERANCE = 0.02
+RULE = (
+    f"adopted when, on training cases the map was not fitted on, it raises mean in-brain PSNR and lowers "
+    f"mean in-brain SSIM by at most {SSIM_TOLERANCE}"
+)
+
+Configuration = tuple[tuple[Modality, ...], Modality]
+
+
+class CalibrationError(Exception):
+    """The model cannot be calibrated as asked (already calibrated, no training cases found)."""
+
+
+@dataclass
+class Curves:
+    """In-brain quantile curves of the output and of the truth, per case, for one configuration."""
+
+    output: dict[str, np.ndarray] = field(default_factory=dict)
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, case_id: str, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> None:
+        self.output[case_id] = np.quantile(pred[mask], QUANTILES)
+        self.truth[case_id] = np.quantile(truth[mask], QUANTILES)
+
+    def knots(self, case_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The map fitted on ``case_ids`` (those this configuration has): (knots_in, knots_out)."""
+        used = [c for c in case_ids if c in self.output]
+        if not used:
+            return None
+        knots_in = np.maximum.accumulate(np.mean([self.output[c] for c in used], axis=0))
+        knots_in = knots_in + np.arange(knots_in.size) * MIN_STEP * 2  # strictly rising, shift ≤ 4e-4
+        knots_out = np.maximum.accumulate(np.mean([self.truth[c] for c in used], axis=0))
+        return knots_in, knots_out
+
+
+@dataclass
+class Check:
+    """In-brain scores before and after the fit-half map, on the check-half cases."""
+
+    before: list[dict[str, float]] = field(default_factory=list)
+    after: list[dict[str, float]] = field(default_factory=list)
+
+    def mean(self, scores: list[dict[str, float]], metric: str) -> float:
+        return float(np.mean([s[metric] for s in scores])) if scores else float("nan")
+
+    def record(self, configuration: Configuration) -> CalibrationCheck:
+        before_psnr, after_psnr = self.mean(self.before, "psnr_brain"), self.mean(self.after, "psnr_brain")
+        before_ssim, after_ssim = self.mean(self.before, "ssim_brain"), self.mean(self.after, "ssim_brain")
+        adopted = bool(after_psnr > before_psnr and after_ssim >= before_ssim - SSIM_TOLERANCE)
+        return CalibrationCheck(
+            sources=list(configuration[0]), target=configuration[1], adopted=adopted, check_cases=len(self.before),
+            psnr_brain_before=round(before_psnr, 3), psnr_brain_after=round(after_psnr, 3),
+            ssim_brain_before=round(before_ssim, 4), ssim_brain_after=round(after_ssim, 4),
+        )  # fmt: skip
+
+
+def source_sets(manifest: ModelManifest) -> list[tuple[Modality, ...]]:
+    """What a calibration covers: every source set of an any-to-any model, a dedicated model's own."""
+    return list(SOURCE_SETS) if manifest.any_to_any else [tuple(manifest.src)]
+
+
+def training_cases(manifest: ModelManifest, folders: Sequence[Path]) -> list[BratsCase]:
+    """The model's training cases found in ``folders``, most complete first, then by id."""
+    train = set(manifest.training_data.train_cases)
+    cases = [case for folder in folders for case in find_cases(folder) if case.case_id in train]
+    return sorted(cases, key=lambda case: (-len(case.files), case.case_id))
+
+
+def split_halves(cases: Sequence[BratsCase]) -> tuple[list[BratsCase], list[BratsCase]]:
+    """Alternate cases into a fit half and a check half, so each has full and partial cases alike."""
+    return list(cases[0::2]), list(cases[1::2])
+
+
+class CalibrationFit:
+    """Runs the model on training cases and gathers what the maps and their checks need."""
+
+    def __init__(self, model: LoadedModel, batch_size: int) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.curves: dict[Configuration, Curves] = defaultdict(Curves)
+        self.checks: dict[Configuration, Check] = defaultdict(Check)
+
+    def add_case(self, case: BratsCase, fit_ids: Sequence[str] | None) -> None:
+        """Add one case's curves; with ``fit_ids``, also score it under the maps fitted on those cases."""
+        manifest = self.model.manifest
+        loaded = load_case(case, list(case.files), load_seg=False)
+        images = {m: np.ascontiguousarray(image[..., ::SLICE_STEP]) for m, image in loaded.images.items()}
+        model_space = ModelSpaceImages(images, manifest.normalization)
+        for sources in source_sets(manifest):
+            targets = [t for t in manifest.dst if t not in sources and t in images]
+            if not targets or any(m not in images for m in sources):
+                continue
+            given = {m: images[m] for m in sources}
+            mask = brain_mask(list(given.values()))  # as the service does: the sources' nonzero voxels
+            if not mask.any():
+                continue
+            y, _ = synthesize(self.model.forward, given, mask, manifest, batch_size=self.batch_size)
+            truths = model_space.under(mask, targets)
+            for target in targets:
+                pred, truth = y[manifest.dst.index(target)], truths[target]
+                configuration = (sources, target)
+                self.curves[configuration].add(case.case_id, pred, truth, mask)
+                knots = self.curves[configuration].knots(fit_ids) if fit_ids is not None else None
+                if knots is not None:
+                    mapped = np.where(mask, np.interp(pred, *knots), 0.0).astype(np.float32)
+                    self.checks[configuration].before.append(brain_scores(pred, truth, mask))
+                    self.checks[configuration].after.append(brain_scores(mapped, truth, mask))
+
+
+def quantile_map(
+    manifest: ModelManifest, fit: CalibrationFit, adopted: set[Configuration], case_ids: Sequence[str]
+) -> QuantileMap:
+    """The adopted maps, fitted on ``case_ids``, as the tables the model file holds."""
+    rows = 2 ** len(manifest.src) if manifest.any_to_any else 1
+    channels, size = len(manifest.dst), QUANTILES.size
+    identity = torch.linspace(0.0, 1.0, size)
+    knots_in = identity.repeat(rows, channels, 1)
+    knots_out = identity.repeat(rows, channels, 1)
+    active = torch.zeros(rows, channels, dtype=torch.bool)
+    for sources, target in sorted(adopted, key=lambda c: (format_modalities(c[0]), c[1].value)):
+        knots = fit.curves[sources, target].knots(case_ids)
+        assert knots is not None  # adopted maps were checked, so their cases exist
+        row = sum(1 << manifest.src.index(m) for m in sources) if manifest.any_to_any else 0
+        channel = manifest.dst.index(target)
+        knots_in[row, channel] = torch.from_numpy(knots[0]).float()
+        knots_out[row, channel] = torch.from_numpy(knots[1]).float()
+        active[row, channel] = True
+    return QuantileMap(knots_in, knots_out, active)
+
+
+def calibrated_network(model_file: Path, manifest: ModelManifest, calibration: QuantileMap) -> torch.nn.Module:
+    """The stored TorchScript network followed by ``calibration``, ready for export."""
+    network = torch.jit.load(str(model_file), map_location="cpu")
+    wrapper = CalibratedAnyToAny if manifest.any_to_any else CalibratedDedicated
+    return wrapper(network, calibration)
+
+
+def calibrate(
+    store: Path, name: str, folders: Sequence[Path], *, out: Path | None = None, batch_size: int = 8
+) -> ModelManifest:
+    """Fit, check and build in the output calibration of ``store/name``; write it to ``out`` (default: in place).
+
+    Raises:
+        CalibrationError: the model already has a calibration, or none of its training cases is in ``folders``.
+    """
+    started = time.perf_counter()
+    model = load_model(store / name, "cpu")
+    manifest = model.manifest
+    if manifest.output_calibration is not None:
+        raise CalibrationError(f"{name} is already calibrated; calibrate the model training.export wrote")
+    cases = training_cases(manifest, folders)
+    if len(cases) < 2:
+        raise CalibrationError(f"{name}: {len(cases)} of its training cases found in {', '.join(map(str, folders))}")
+    fit_half, check_half = split_halves(cases)
+    fit_ids = [c.case_id for c in fit_half]
+    fit = CalibrationFit(model, batch_size)
+    for case in fit_half:
+        fit.add_case(case, None)
+        logger.info("fit half: %s", case.case_id)
+    for case in check_half:
+        fit.add_case(case, fit_ids)
+        logger.info("check half: %s", case.case_id)
+    checks = [
+        fit.checks[c].record(c)
+        for c in sorted(fit.checks, key=lambda c: (len(c[0]), format_modalities(c[0]), c[1].value))
+    ]
+    adopted = {(tuple(c.sources), c.target) for c in checks if c.adopted}
+    calibration = quantile_map(manifest, fit, adopted, [c.case_id for c in cases])
+    network = calibrated_network(store / name / MODEL_FILE, manifest, calibration)
+    size = min(int(manifest.input.trained_slice_size or 64), 256)
+    example = any_to_any_example(size) if manifest.any_to_any else example_input(len(manifest.src), size)
+    record = OutputCalibration(
+        quantiles=QUANTILES.size, rule=RULE, fit_cases=fit_ids, check_cases=[c.case_id for c in check_half],
+        configurations=checks,
+    )  # fmt: skip
+    training = dict(manifest.training) | {"calibration_seconds": round(time.perf_counter() - started, 1)}
+    fields = manifest.model_dump(exclude={"name", "frameworks", "sha256", "created", "schema_version", "model_file"})
+    fields |= {"output_calibration": record, "training": training}
+    return write_model(out or store, manifest.name, network, example, **fields)
+
+
+def summary_table(calibration: OutputCalibration) -> str:
+    """The checks as a Markdown table (docs/results.md)."""
+    lines = [
+        "| sources | target | check cases | brain PSNR before → after | brain SSIM before → after | adopted |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for c in calibration.configurations:
+        lines.append(
+            f"| {format_modalities(c.sources)} | {c.target.value} | {c.check_cases} "
+            f"| {c.psnr_brain_before:.2f} → {c.psnr_brain_after:.2f} "
+            f"| {c.ssim_brain_before:.3f} → {c.ssim_brain_after:.3f} "
+            f"| {'yes' if c.adopted else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.calibrate --model NAME --data DIR [--store DIR] [--out DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.calibrate",
+        description="Learn a monotone output calibration per (sources, target) on a model's training cases, "
+        "adopt each map only where it helps on training cases it was not fitted on, and re-export the model "
+        "with the maps inside (its evaluation.json is dropped: re-run training.evaluate).",
+    )
+    parser.add_argument("--model", required=True, help="the model's name in --store")
+    parser.add_argument("--data", type=Path, required=True, help="BraTS folder holding its training cases")
+    parser.add_argument(
+        "--extra-data", type=Path, help="another folder of its training cases (default: the one it was trained with)"
+    )
+    parser.add_argument("--store", type=Path, default=Path("model_store"), help="model store (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help="store to write the calibrated model to (default: --store)")
+    parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    manifest = ModelManifest.load(args.store / args.model)
+    folders = [args.data, args.extra_data] if args.extra_data else training_folders(manifest, args.data)
+    try:
+        written = calibrate(args.store, args.model, folders, out=args.out, batch_size=args.batch_size)
+    except CalibrationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    assert written.output_calibration is not None
+    print(summary_table(written.output_calibration))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
