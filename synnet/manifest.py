@@ -75,6 +75,10 @@ class CalibrationCheck(BaseModel):
     psnr_brain_after: float
     ssim_brain_before: float
     ssim_brain_after: float
+    ssim_tumour_before: float | None = Field(
+        default=None, description="BraSyn's tumour-region SSIM, over the check cases with a segmentation"
+    )
+    ssim_tumour_after: float | None = None
 
 
 class OutputCalibration(BaseModel):

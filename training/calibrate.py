@@ -31,7 +31,7 @@ import torch
 
 from synnet.inference import synthesize
 from synnet.manifest import MODEL_FILE, CalibrationCheck, ModelManifest, OutputCalibration
-from synnet.metrics import brain_scores
+from synnet.metrics import brain_scores, brasyn_scores
 from synnet.modalities import Modality, format_modalities
 from synnet.normalization import brain_mask
 from synnet.store import LoadedModel, load_model
@@ -51,8 +51,10 @@ SLICE_STEP = 3
 SSIM_TOLERANCE = 0.02
 RULE = (
     f"adopted when, on training cases the map was not fitted on, it raises mean in-brain PSNR and lowers "
-    f"mean in-brain SSIM by at most {SSIM_TOLERANCE}"
+    f"neither mean in-brain SSIM nor mean tumour-region SSIM (BraSyn's scoring, cases with a segmentation) "
+    f"by more than {SSIM_TOLERANCE}"
 )
+TUMOUR_SSIM = "ssim_brasyn_tumour"
 
 Configuration = tuple[tuple[Modality, ...], Modality]
 
@@ -90,18 +92,43 @@ class Check:
     before: list[dict[str, float]] = field(default_factory=list)
     after: list[dict[str, float]] = field(default_factory=list)
 
-    def mean(self, scores: list[dict[str, float]], metric: str) -> float:
-        return float(np.mean([s[metric] for s in scores])) if scores else float("nan")
+    def mean(self, scores: list[dict[str, float]], metric: str) -> float | None:
+        """The mean over the cases that have ``metric`` (the tumour score needs a segmentation); None if none."""
+        values = [s[metric] for s in scores if metric in s]
+        return float(np.mean(values)) if values else None
 
     def record(self, configuration: Configuration) -> CalibrationCheck:
-        before_psnr, after_psnr = self.mean(self.before, "psnr_brain"), self.mean(self.after, "psnr_brain")
-        before_ssim, after_ssim = self.mean(self.before, "ssim_brain"), self.mean(self.after, "ssim_brain")
-        adopted = bool(after_psnr > before_psnr and after_ssim >= before_ssim - SSIM_TOLERANCE)
+        before = {m: self.mean(self.before, m) for m in ("psnr_brain", "ssim_brain", TUMOUR_SSIM)}
+        after = {m: self.mean(self.after, m) for m in ("psnr_brain", "ssim_brain", TUMOUR_SSIM)}
+        kept = all(
+            before[m] is None or after[m] >= before[m] - SSIM_TOLERANCE  # type: ignore[operator]
+            for m in ("ssim_brain", TUMOUR_SSIM)
+        )
+        adopted = bool(after["psnr_brain"] > before["psnr_brain"] and kept)  # type: ignore[operator]
+
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(value, digits)
+
         return CalibrationCheck(
             sources=list(configuration[0]), target=configuration[1], adopted=adopted, check_cases=len(self.before),
-            psnr_brain_before=round(before_psnr, 3), psnr_brain_after=round(after_psnr, 3),
-            ssim_brain_before=round(before_ssim, 4), ssim_brain_after=round(after_ssim, 4),
+            psnr_brain_before=rounded(before["psnr_brain"], 3), psnr_brain_after=rounded(after["psnr_brain"], 3),
+            ssim_brain_before=rounded(before["ssim_brain"], 4), ssim_brain_after=rounded(after["ssim_brain"], 4),
+            ssim_tumour_before=rounded(before[TUMOUR_SSIM], 4), ssim_tumour_after=rounded(after[TUMOUR_SSIM], 4),
         )  # fmt: skip
+
+
+def check_scores(
+    pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, raw_truth: np.ndarray, seg: np.ndarray | None
+) -> dict[str, float]:
+    """In-brain PSNR/SSIM and, with a segmentation holding tumour, BraSyn's tumour-region SSIM.
+
+    The tumour score guards what a global intensity map can spoil: a tail stretched where the
+    network put it, not where the tumour is (seen on FLAIR targets before this guard existed).
+    """
+    scores = brain_scores(pred, truth, mask)
+    if seg is not None and bool((seg > 0).any()):
+        scores[TUMOUR_SSIM] = brasyn_scores(pred, raw_truth, seg)[TUMOUR_SSIM]
+    return scores
 
 
 def source_sets(manifest: ModelManifest) -> list[tuple[Modality, ...]]:
@@ -133,8 +160,9 @@ class CalibrationFit:
     def add_case(self, case: BratsCase, fit_ids: Sequence[str] | None) -> None:
         """Add one case's curves; with ``fit_ids``, also score it under the maps fitted on those cases."""
         manifest = self.model.manifest
-        loaded = load_case(case, list(case.files), load_seg=False)
+        loaded = load_case(case, list(case.files), load_seg=fit_ids is not None)
         images = {m: np.ascontiguousarray(image[..., ::SLICE_STEP]) for m, image in loaded.images.items()}
+        seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::SLICE_STEP])
         model_space = ModelSpaceImages(images, manifest.normalization)
         for sources in source_sets(manifest):
             targets = [t for t in manifest.dst if t not in sources and t in images]
@@ -153,8 +181,8 @@ class CalibrationFit:
                 knots = self.curves[configuration].knots(fit_ids) if fit_ids is not None else None
                 if knots is not None:
                     mapped = np.where(mask, np.interp(pred, *knots), 0.0).astype(np.float32)
-                    self.checks[configuration].before.append(brain_scores(pred, truth, mask))
-                    self.checks[configuration].after.append(brain_scores(mapped, truth, mask))
+                    self.checks[configuration].before.append(check_scores(pred, truth, mask, images[target], seg))
+                    self.checks[configuration].after.append(check_scores(mapped, truth, mask, images[target], seg))
 
 
 def quantile_map(
@@ -232,14 +260,17 @@ def calibrate(
 def summary_table(calibration: OutputCalibration) -> str:
     """The checks as a Markdown table (docs/results.md)."""
     lines = [
-        "| sources | target | check cases | brain PSNR before → after | brain SSIM before → after | adopted |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| sources | target | check cases | brain PSNR before → after | brain SSIM before → after "
+        "| tumour SSIM (BraSyn) before → after | adopted |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in calibration.configurations:
+        tumour = "–" if c.ssim_tumour_before is None else f"{c.ssim_tumour_before:.3f} → {c.ssim_tumour_after:.3f}"
         lines.append(
             f"| {format_modalities(c.sources)} | {c.target.value} | {c.check_cases} "
             f"| {c.psnr_brain_before:.2f} → {c.psnr_brain_after:.2f} "
             f"| {c.ssim_brain_before:.3f} → {c.ssim_brain_after:.3f} "
+            f"| {tumour} "
             f"| {'yes' if c.adopted else 'no'} |"
         )
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask
 from synnet.store import load_model
-from training.calibrate import SSIM_TOLERANCE, Check, main
+from training.calibrate import SSIM_TOLERANCE, TUMOUR_SSIM, Check, main
 from training.data.brats import find_cases, load_case
 from training.export import export_torchscript
 from training.models import create_model
@@ -77,17 +77,26 @@ def test_calibrated_networks_export_and_verify_like_any_model(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("after_psnr", "after_ssim", "adopted"),
-    [(12.0, 0.50, True), (12.0, 0.50 - SSIM_TOLERANCE + 0.001, True), (12.0, 0.45, False), (9.9, 0.60, False)],
+    ("after_psnr", "after_ssim", "after_tumour", "adopted"),
+    [
+        (12.0, 0.50, 0.70, True),
+        (12.0, 0.50 - SSIM_TOLERANCE + 0.001, 0.70, True),
+        (12.0, 0.45, 0.70, False),  # the brain's structure suffered
+        (12.0, 0.50, 0.65, False),  # the tumour's did
+        (9.9, 0.60, 0.80, False),  # no PSNR gain
+    ],
 )
-def test_the_rule_wants_more_psnr_and_at_most_a_small_ssim_loss(
-    after_psnr: float, after_ssim: float, adopted: bool
+def test_the_rule_wants_more_psnr_and_at_most_a_small_ssim_loss_in_the_brain_and_the_tumour(
+    after_psnr: float, after_ssim: float, after_tumour: float, adopted: bool
 ) -> None:
+    partial = {"psnr_brain": 10.0, "ssim_brain": 0.5}  # a case without segmentation: no tumour score
     check = Check(
-        before=[{"psnr_brain": 10.0, "ssim_brain": 0.5}], after=[{"psnr_brain": after_psnr, "ssim_brain": after_ssim}]
+        before=[{"psnr_brain": 10.0, "ssim_brain": 0.5, TUMOUR_SSIM: 0.7}, partial],
+        after=[{"psnr_brain": after_psnr, "ssim_brain": after_ssim, TUMOUR_SSIM: after_tumour}, partial],
     )
     record = check.record(((Modality.T1,), Modality.FLAIR))
-    assert record.adopted is adopted and record.check_cases == 1
+    assert record.adopted is adopted and record.check_cases == 2
+    assert record.ssim_tumour_before == 0.7 and record.ssim_tumour_after == after_tumour  # one case had it
 
 
 @pytest.mark.slow

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Issue 15's question "do the 9 T1+FLAIR-only subjects help?": the bundled unified SynNet's recipe at
+# equal compute (4000 steps of batch 16) WITHOUT ../shared/data/brats18_t1_flair, scored on every
+# configuration like the bundled model (docs/results.md, "Partially observed subjects").
+# Resumable: re-run after an interruption and training continues from its last checkpoint.
+#   bash scripts/partial_subjects_cpu.sh [SECONDS]      (default 9000 s of optimizer steps)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/unified_recipe.sh
+root=runs/unified_no_partial
+fit_unified "$root" synnet_unified_no_partial "${1:-9000}"
+python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 \
+  --store "$root/store" --models synnet_unified_no_partial --all-configurations \
+  --out docs/results/configurations --no-figures
