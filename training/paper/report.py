@@ -221,34 +221,52 @@ UNIFIED_SECTION = (
     "## Every configuration: the unified model",
     "",
     "`model_store/synnet_unified` is one SynNet for all 50 ways to choose sources and targets "
-    "(docs/ARCHITECTURE.md). It was trained on the CPU by `bash scripts/unified_cpu.sh` (the bundled recipe, "
-    "random source subsets, the 9 T1+FLAIR-only subjects of brats18_t1_flair as partial cases; its steps and "
-    "seconds are in its manifest) and scored below on each of the 28 single-target configurations, beside a "
+    "(docs/ARCHITECTURE.md). It was trained on the CPU by `bash scripts/unified_cpu.sh` (the bundled recipe on "
+    "random source subsets of the 12 training cases; its steps and seconds are in its manifest), calibrated by "
+    "`python -m training.calibrate`, and scored below on each of the 28 single-target configurations, beside a "
     "per-intensity lookup table learnt on the same training cases (`training.lookup_table`: the mean target "
     "per joint source intensity, nothing spatial). Routing serves a configuration from the unified model only "
     "where no dedicated model serves it, or where the unified model's recorded brain SSIM is higher "
     "(docs/service.md).",
     "",
-    "- **Compute**: 4000 steps of batch 16 (96 px windows, 16 feature maps), 5132 s of optimizer steps on the "
-    "2 cores of an AMD EPYC (AVX2) shared with other work; the manifest records both.",
-    "- **Routing**: 16 of the 28 configurations had no model before; the unified model serves them now. On 4 that "
-    "dedicated models served, its recorded brain SSIM is higher, so routing now picks it: T1 → T2 (15.08 dB / "
-    "0.527 against 14.75 / 0.527), T1,T1c → T2 (16.13 / 0.565 against 15.00 / 0.542), T1,FLAIR → T2 and "
-    "T1c,T2 → T1. Everywhere else the dedicated model keeps its configurations.",
-    "- **Against the lookup table**, on the 16 configurations no model served before: higher brain SSIM in 13, "
-    "higher brain PSNR in 9 (BraTS 2023 case: SSIM higher in 12). It loses on T1c from T1, T1+T2 and T1+FLAIR "
-    "(SSIM), and on the PSNR of every FLAIR and T1c target, by 2–5 dB.",
+    "- **Compute**: 4000 steps of batch 16 (96 px windows, 16 feature maps), 4325 s of optimizer steps on the "
+    "2 cores of an AMD EPYC (AVX-512) shared with other work, and 323 s of calibration; the manifest records them.",
+    "- **Partially observed subjects** (`bash scripts/partial_subjects_cpu.sh`): the same recipe and compute with "
+    "the 9 T1+FLAIR-only subjects of brats18_t1_flair (the session-4 model, "
+    "[results/configurations/synnet_unified_with_partial_subjects]"
+    "(results/configurations/synnet_unified_with_partial_subjects/configurations.md)) and without them "
+    "([results/configurations/synnet_unified_no_partial]"
+    "(results/configurations/synnet_unified_no_partial/configurations.md)), both uncalibrated. They help the two "
+    "configurations they observe (FLAIR → T1 13.61 dB / 0.492 with them against 12.62 / 0.462 without; T1 → FLAIR "
+    "SSIM 0.354 against 0.317; on the BraTS 2023 case SSIM +0.054 and +0.072), but at equal compute they cost the "
+    "rest: without them brain SSIM is higher in 21 of 28 configurations (mean +0.012 SSIM, +0.26 dB), most for "
+    "FLAIR from T2-bearing sources (T2 → FLAIR 12.25 / 0.482 against 9.62 / 0.387), and the BraTS 2023 case "
+    "agrees (21 of 28). A step spent on a T1 ↔ FLAIR pair is not spent on the 26 other configurations, and 9 of "
+    "the 21 subjects offer only that pair. The bundled model is therefore the one trained without them; loader "
+    "and sampler still take partial cases (`--extra-data`), for a run long enough to use them.",
+    "- **Routing**: the unified model serves 21 of the 28: the 16 no dedicated model served, and 5 where its "
+    "recorded brain SSIM is higher: T1,T1c → T2 (15.77 dB / 0.560 against 15.00 / 0.542), T1,FLAIR → T2, "
+    "T1c,T2 → T1, T2,FLAIR → T1 (15.60 / 0.613 against 14.69 / 0.610) and T1,T1c,FLAIR → T2 (16.47 / 0.597 "
+    "against 15.62 / 0.586). T1 → T2 is back with `synnet_t1_to_t2` (14.88 / 0.524 against 14.75 / 0.527).",
+    "- **Output calibration** (`python -m training.calibrate`, docs/ARCHITECTURE.md, "
+    "[results/calibration/synnet_unified.md](results/calibration/synnet_unified.md)): a monotone map per "
+    "(sources, target) from the output's in-brain quantiles onto the truth's, learnt on training cases and built "
+    "into `model.pt` where a check on training cases it was not fitted on shows more in-brain PSNR and at most "
+    "0.02 less in-brain and tumour-region SSIM. 7 of 28 maps pass, all for T1 targets; on the test cases they add "
+    "0.4–2.3 dB (FLAIR → T1 12.62 → 14.93 dB, T2,FLAIR → T1 13.56 → 15.60) at −0.003 to +0.008 SSIM. Every FLAIR "
+    "and T1c map raises in-brain PSNR by 1.6–6.2 dB on the check cases but cuts the tumour's SSIM by 0.04–0.21, "
+    "so none is applied.",
+    "- **Against the lookup table**, on the 16 configurations no model served before: higher brain SSIM in 14 "
+    "and higher brain PSNR in 8 (BraTS 2023 case: 12 and 10). It loses SSIM on T1c from T1 and T1+T2 (on the BraTS "
+    "2023 case also T1 → FLAIR and T1,FLAIR → T1c), and PSNR on every FLAIR and T1c target but T2 → FLAIR and "
+    "T2 → T1c, by 0.3–3.2 dB.",
     "- **Why FLAIR and T1c PSNR are low**: the outputs lack the bright tail (oedema, enhancement). On "
-    "Brats18_CBICA_ABM_1, FLAIR from T1,T1c,T2: the prediction's in-brain 99th percentile is 0.47 against the "
-    "truth's 0.91 (model space), so our own-percentile scaling puts its bulk at 0.9 and PSNR falls to 6–8 dB, "
-    "while its structure still beats the table (SSIM). The recipe adopted from the T1 → T2 ablation (L1, loss "
-    "inside the brain) pulls towards the conditional median; it has not been ablated for these targets. Next: "
-    "that ablation, and a monotone output calibration learnt on the training cases: a pilot "
-    "(`scripts/pilot_output_calibration.py`, axial slices 50-99, quantile map from 4 training cases) lifts "
-    "T1,T1c,T2 → FLAIR from 7.30 dB / 0.347 to 13.84 dB / 0.363 and T1 → T1c from 9.39 / 0.436 to 15.67 / 0.495 "
-    "on the held-out cases, but costs T1 → T2 0.4 dB / 0.03 and T1 → FLAIR 0.03 SSIM; not in the product yet.",
-    "- **Partial cases**: the model learnt from the 9 T1+FLAIR-only subjects; a run without them at equal "
-    "compute, to measure what they add, is not done yet.",
+    "Brats18_CBICA_ABM_1, FLAIR from T1,T1c,T2: the prediction's in-brain 99th percentile was 0.47 against the "
+    "truth's 0.91 (model space), so our own-percentile scaling puts its bulk near 0.9. The calibration shows this "
+    "is not a histogram problem: restoring the histogram puts the tail where the network put its brightest "
+    "voxels, not where the oedema is. The recipe adopted from the T1 → T2 ablation (L1, loss inside the brain) "
+    "pulls towards the conditional median; the FLAIR ablation arms (results/ablation.md) and a tumour loss "
+    "weight are the next levers.",
     "",
 )
 
