@@ -200,7 +200,9 @@ QUALITY_SECTION = (
     "the same predictions 21.8 dB (T2) and 23.1 dB (FLAIR), SSIM 0.93 outside the tumour: not comparable with "
     "our in-brain numbers.",
     "- **Ablation** ([results/ablation.md](results/ablation.md), `scripts/ablation_cpu.sh`): one change at a "
-    "time at equal optimizer steps on the CPU, scored on the 4 test cases and the BraTS 2023 case.",
+    "time at equal optimizer steps on the CPU, scored on the 4 test cases and the BraTS 2023 case. For T1 → T2 "
+    "and for T1,T1c,T2 → FLAIR the loss inside the brain is the largest gain (+1.0 and +3.1 dB); L1 for L2 adds "
+    "PSNR but, for FLAIR, costs 0.047 brain SSIM and 0.068 tumour SSIM.",
     "",
 )
 
