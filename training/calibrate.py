@@ -37,9 +37,15 @@ from synnet.normalization import brain_mask
 from synnet.store import LoadedModel, load_model
 from training.configurations import SOURCE_SETS, training_folders
 from training.data.brats import BratsCase, find_cases, load_case
-from training.export import any_to_any_example, example_input, write_model
+from training.export import verification_example, write_model
 from training.lookup_table import ModelSpaceImages
-from training.models.output_calibration import MIN_STEP, CalibratedAnyToAny, CalibratedDedicated, QuantileMap
+from training.models.output_calibration import (
+    MIN_STEP,
+    CalibratedAnyToAny,
+    CalibratedDedicated,
+    QuantileMap,
+    availability_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +204,8 @@ def quantile_map(
     for sources, target in sorted(adopted, key=lambda c: (format_modalities(c[0]), c[1].value)):
         knots = fit.curves[sources, target].knots(case_ids)
         assert knots is not None  # adopted maps were checked, so their cases exist
-        row = sum(1 << manifest.src.index(m) for m in sources) if manifest.any_to_any else 0
+        present = torch.tensor([[float(m in sources) for m in manifest.src]])
+        row = int(availability_rows(present)[0]) if manifest.any_to_any else 0  # the code model.pt computes
         channel = manifest.dst.index(target)
         knots_in[row, channel] = torch.from_numpy(knots[0]).float()
         knots_out[row, channel] = torch.from_numpy(knots[1]).float()
@@ -245,8 +252,7 @@ def calibrate(
     adopted = {(tuple(c.sources), c.target) for c in checks if c.adopted}
     calibration = quantile_map(manifest, fit, adopted, [c.case_id for c in cases])
     network = calibrated_network(store / name / MODEL_FILE, manifest, calibration)
-    size = min(int(manifest.input.trained_slice_size or 64), 256)
-    example = any_to_any_example(size) if manifest.any_to_any else example_input(len(manifest.src), size)
+    example = verification_example(manifest.any_to_any, len(manifest.src), manifest.input.trained_slice_size)
     record = OutputCalibration(
         quantiles=QUANTILES.size, rule=RULE, fit_cases=fit_ids, check_cases=[c.case_id for c in check_half],
         configurations=checks,

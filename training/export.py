@@ -160,6 +160,12 @@ def any_to_any_example(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return x, present
 
 
+def verification_example(any_to_any: bool, n_src: int, trained_slice_size: int | None) -> Example:
+    """The input an export checks itself on: the model's training window size (64 if unknown, at most 256)."""
+    size = min(int(trained_slice_size or 64), 256)
+    return any_to_any_example(size) if any_to_any else example_input(n_src, size)
+
+
 def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str | None = None) -> ModelManifest:
     """Export a training checkpoint to the model store, with the manifest recorded in it.
 
@@ -171,9 +177,9 @@ def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str |
     fields = dict(checkpoint["meta"]["manifest"])
     name = name or checkpoint["config"]["name"]
     model = model_from_checkpoint(checkpoint)
-    size = fields["input"].get("trained_slice_size") or 64
-    size = min(int(size), 256)
-    example = any_to_any_example(size) if fields.get("any_to_any") else example_input(len(fields["src"]), size)
+    example = verification_example(
+        bool(fields.get("any_to_any")), len(fields["src"]), fields["input"].get("trained_slice_size")
+    )
     return write_model(store_dir, name, model, example, **fields)
 
 
