@@ -63,3 +63,6 @@ def test_arch_unified_takes_all_four_and_extra_data_needs_it() -> None:
         make_config({"arch": "unified", "src": "T1", "dst": "T2"})
     with pytest.raises(ConfigError, match="--extra-data needs --arch unified"):
         make_config({"src": "T1", "dst": "T2", "extra_data": "more"})
+    assert make_config({"arch": "unified", "fusion": "mean_max"}).model.fusion == "mean_max"
+    with pytest.raises(ConfigError, match="--fusion needs --arch unified"):
+        make_config({"src": "T1", "dst": "T2", "fusion": "mean_max"})

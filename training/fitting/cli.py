@@ -17,6 +17,7 @@ from synnet.modalities import Modality, check_disjoint, parse_modalities
 from training.fitting.config import ConfigError, FitConfig, default_name
 from training.losses import list_losses
 from training.models import is_any_to_any, list_models
+from training.models.unified import FUSIONS
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 MIN_SLICE_SIZE = 16
@@ -155,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--features", type=int, metavar="N", help=f"feature maps per layer (default: {_default('features')})"
     )
     model.add_argument("--depth", type=int, metavar="N", help=f"pooling levels (default: {_default('depth')})")
+    model.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        help="--arch unified: combine the present arms' features by their mean, or by mean and maximum (default: mean)",
+    )
     model.add_argument("--loss", choices=list_losses(), help=f"training loss (default: {_default('loss')})")
     model.add_argument(
         "--lambdas", metavar="L1,L2,L3", help="joint loss weights of wL2, wSSIM, TV (default: the paper's 10,5,0.5)"
@@ -292,6 +298,8 @@ def _checked(config: FitConfig) -> FitConfig:
     data, model, optim, budget = config.data, config.model, config.optim, config.budget
     if is_any_to_any(model.arch):
         config = _any_to_any_modalities(config)
+    elif model.fusion is not None:
+        raise ConfigError("--fusion needs --arch unified (the other models concatenate their arms)")
     elif data.extra_data is not None:
         raise ConfigError("--extra-data needs --arch unified (other models need every case to have --src and --dst)")
     if not config.src or not config.dst:

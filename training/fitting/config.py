@@ -61,6 +61,7 @@ class ModelConfig:
     arch: str = "synnet"
     features: int = 64
     depth: int = 4
+    fusion: str | None = None  # --arch unified only: how present arms combine (None: the builder's default)
     loss: str = "joint"
     lambdas: tuple[float, ...] | None = None
     mask_loss: bool = False

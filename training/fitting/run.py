@@ -142,6 +142,8 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
 
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
     hyper = {"features": config.model.features, "depth": config.model.depth}
+    if config.model.fusion is not None:
+        hyper["fusion"] = config.model.fusion
     architecture = model_config(config.model.arch, len(src), len(dst), **hyper)
     torch.manual_seed(config.runtime.seed)  # identical initial weights on every rank and on every rerun
     model = create_model(config.model.arch, len(src), len(dst), **hyper)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.models.unified import per_sample_availability
+
 MIN_STEP = 1e-6  # knots_in must rise strictly: the interpolation divides by their gaps
 
 
@@ -78,11 +80,7 @@ class CalibratedAnyToAny(nn.Module):
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """The network's signature and output, each missing modality's intensities mapped."""
-        batch, modalities = x.shape[0], x.shape[1]
-        if present is None:
-            present = torch.ones(batch, modalities, dtype=x.dtype, device=x.device)
-        elif present.dim() == 1:
-            present = present.unsqueeze(0).expand(batch, modalities)
+        present = per_sample_availability(x, present)
         y = self.network(x, present)
         return self.calibration(y, availability_rows(present))
 

@@ -15,6 +15,10 @@ How a missing source stays out of the way (see docs/ARCHITECTURE.md, "The unifie
 * its encoder arm's features are multiplied by 0 at every level, whatever the input holds;
 * skips and the deepest features are fused by the *mean over present arms*, so one source or
   three give features on the same scale, and an absent arm adds no "dark image" to the mean;
+  with ``fusion="mean_max"`` the element-wise maximum over present arms joins the mean (a 1×1
+  conv → BN → ReLU per level mixes the two), so a feature that only one source carries (oedema
+  bright in T2, dark in T1) reaches the decoder at full strength instead of divided by the
+  number of sources;
 * unpooling indices come from max-pooling the element-wise maximum of the arms' (masked,
   post-ReLU, hence ≥ 0) skips: a zeroed arm never wins a cell, as if it were not there;
 * the availability code ``present`` enters the bottleneck as four constant planes, so the
@@ -35,6 +39,28 @@ from training.models.registry import register_model
 from training.models.synnet import DecoderArm
 
 N_MODALITIES = 4
+FUSIONS = ("mean", "mean_max")
+
+
+def _mix(features: int) -> nn.Sequential:
+    """1×1 conv → BN → ReLU from [mean, max] (2F channels) to F: the mean_max fusion of one level."""
+    return nn.Sequential(
+        nn.Conv2d(2 * features, features, kernel_size=1), nn.BatchNorm2d(features), nn.ReLU(inplace=True)
+    )
+
+
+def per_sample_availability(x: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+    """(B, M, H, W) input and a (B, M), (M,) or missing availability → (B, M) of 0/1 in x's dtype.
+
+    One place for the convention every any-to-any module follows: no ``present`` means every
+    channel is a source, a vector applies to every sample, and anything above 0.5 counts as given.
+    """
+    batch, modalities = x.shape[0], x.shape[1]
+    if present is None:
+        return torch.ones(batch, modalities, dtype=x.dtype, device=x.device)
+    if present.dim() == 1:
+        present = present.unsqueeze(0).expand(batch, modalities)
+    return (present.to(x.dtype) > 0.5).to(x.dtype)
 
 
 class UnifiedSynNet(nn.Module):
@@ -43,14 +69,21 @@ class UnifiedSynNet(nn.Module):
     Args:
         features: feature maps in every block.
         depth: number of 2×2 poolings.
+        fusion: how the present arms' features are combined: "mean", or "mean_max" (mean and
+            element-wise maximum, mixed by a 1×1 conv per level).
     """
 
-    def __init__(self, features: int = 64, depth: int = 4) -> None:
+    def __init__(self, features: int = 64, depth: int = 4, fusion: str = "mean") -> None:
         super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
         self.n_src = N_MODALITIES
         self.multiple = 2**depth
+        self.with_max = fusion == "mean_max"
         self.encoders = nn.ModuleList([PoolingEncoder(1, features, depth) for _ in range(N_MODALITIES)])
-        self.bottleneck = conv_bn_relu(features + N_MODALITIES, features)
+        deep_channels = 2 * features if self.with_max else features
+        self.bottleneck = conv_bn_relu(deep_channels + N_MODALITIES, features)
+        self.skip_mixers = nn.ModuleList([_mix(features) for _ in range(depth)] if self.with_max else [])
         self.decoders = nn.ModuleList([DecoderArm(features, features, depth) for _ in range(N_MODALITIES)])
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,14 +91,11 @@ class UnifiedSynNet(nn.Module):
         check_input(x, self.n_src)
         arms_n = self.n_src
         batch, height, width = x.shape[0], x.shape[2], x.shape[3]
-        if present is None:
-            present = torch.ones(batch, arms_n, dtype=x.dtype, device=x.device)
-        elif present.dim() == 1:
-            present = present.to(x.dtype).unsqueeze(0).expand(batch, arms_n)
-        present = (present.to(x.dtype) > 0.5).to(x.dtype)
+        present = per_sample_availability(x, present)
         count = present.sum(dim=1).clamp(min=1.0).view(batch, 1, 1, 1)
         x = pad_to_multiple(x, self.multiple) * present.view(batch, arms_n, 1, 1)
         deep_sum = torch.zeros(0)
+        deep_max = torch.zeros(0)
         skip_sums: list[torch.Tensor] = []
         strongest: list[torch.Tensor] = []
         for arm, encoder in enumerate(self.encoders):
@@ -74,17 +104,23 @@ class UnifiedSynNet(nn.Module):
             deep = deep * weight
             if arm == 0:
                 deep_sum = deep
+                deep_max = deep
                 for skip in skips:
                     skip_sums.append(skip * weight)
                     strongest.append(skip * weight)
             else:
                 deep_sum = deep_sum + deep
+                deep_max = torch.maximum(deep_max, deep)
                 for level, skip in enumerate(skips):
                     skip_sums[level] = skip_sums[level] + skip * weight
                     strongest[level] = torch.maximum(strongest[level], skip * weight)
         code = present.view(batch, arms_n, 1, 1).expand(batch, arms_n, deep_sum.shape[2], deep_sum.shape[3])
-        fused = self.bottleneck(torch.cat([deep_sum / count, code], dim=1))
+        deep_parts = [deep_sum / count, deep_max, code] if self.with_max else [deep_sum / count, code]
+        fused = self.bottleneck(torch.cat(deep_parts, dim=1))
         skips_fused = [s / count for s in skip_sums]
+        if self.with_max:
+            for level, mixer in enumerate(self.skip_mixers):
+                skips_fused[level] = mixer(torch.cat([skips_fused[level], strongest[level]], dim=1))
         indices = [torch.nn.functional.max_pool2d_with_indices(s, kernel_size=2, stride=2)[1] for s in strongest]
         outputs: list[torch.Tensor] = []
         for arm, decoder in enumerate(self.decoders):
@@ -96,8 +132,8 @@ class UnifiedSynNet(nn.Module):
 
 
 @register_model("unified", any_to_any=True)
-def unified(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4) -> UnifiedSynNet:
+def unified(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4, fusion: str = "mean") -> UnifiedSynNet:
     """Unified SynNet: any available contrasts in, the missing ones out (``n_src == n_dst == 4``)."""
     if (n_src, n_dst) != (N_MODALITIES, N_MODALITIES):
         raise ValueError(f"the unified model takes all {N_MODALITIES} modalities in and out, got {n_src} -> {n_dst}")
-    return UnifiedSynNet(features=features, depth=depth)
+    return UnifiedSynNet(features=features, depth=depth, fusion=fusion)
