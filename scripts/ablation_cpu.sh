@@ -18,6 +18,7 @@ declare -A arms=(
   [b_joint_mask]="--loss joint --mask-loss"
   [c_joint_l1_mask]="--loss joint_l1 --mask-loss"
   [d_joint_l1_mask_intensity]="--loss joint_l1 --mask-loss --intensity-augment"
+  [e_joint_mask_intensity]="--loss joint --mask-loss --intensity-augment"
 )
 for arm in $(printf '%s\n' "${!arms[@]}" | sort); do
   if [ -f "$root/store/$arm/manifest.json" ]; then continue; fi

@@ -19,6 +19,7 @@ CHANGES = {
     "b_joint_mask": "+ loss inside the brain only (`--mask-loss`)",
     "c_joint_l1_mask": "+ L1 instead of L2 in the joint loss (`--loss joint_l1`)",
     "d_joint_l1_mask_intensity": "+ intensity augmentation (`--intensity-augment`)",
+    "e_joint_mask_intensity": "`b` + intensity augmentation, L2 kept (`d` without L1)",
 }
 
 
