@@ -19,6 +19,9 @@ declare -A arms=(
   [c_joint_l1_mask]="--loss joint_l1 --mask-loss"
   [d_joint_l1_mask_intensity]="--loss joint_l1 --mask-loss --intensity-augment"
   [e_joint_mask_intensity]="--loss joint --mask-loss --intensity-augment"
+  [f_wide]="--loss joint_l1 --mask-loss --intensity-augment --features 32"
+  [g_deep]="--loss joint_l1 --mask-loss --intensity-augment --depth 5"
+  [h_tumour_weight]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5"
 )
 for arm in $(printf '%s\n' "${!arms[@]}" | sort); do
   if [ -f "$root/store/$arm/manifest.json" ]; then continue; fi

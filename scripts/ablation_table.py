@@ -20,6 +20,9 @@ CHANGES = {
     "c_joint_l1_mask": "+ L1 instead of L2 in the joint loss (`--loss joint_l1`)",
     "d_joint_l1_mask_intensity": "+ intensity augmentation (`--intensity-augment`)",
     "e_joint_mask_intensity": "`b` + intensity augmentation, L2 kept (`d` without L1)",
+    "f_wide": "`d` with 32 feature maps instead of 16 (`--features 32`)",
+    "g_deep": "`d` with 5 poolings instead of 4 (`--depth 5`)",
+    "h_tumour_weight": "`d` with the loss weighed 5× inside the tumour (`--tumour-weight 5`)",
 }
 
 

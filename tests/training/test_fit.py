@@ -179,3 +179,13 @@ def test_help_reads_well(tmp_path: Path) -> None:
     assert done.returncode == 0
     for text in ("what to synthesize", "--src", "--resume", "--init", "--test-cases", "examples:", "torchrun"):
         assert text in done.stdout
+
+
+def test_tumour_weight_reads_the_training_segmentations_only(tmp_path: Path, phantom_root: Path) -> None:
+    """The segmentation is loaded for the training cases when the loss weighs the tumour, never otherwise."""
+    weighted = prepare_data(_config(tmp_path, phantom_root, "--mask-loss", "--tumour-weight", "4"))
+    assert all(stack.tumour is not None for stack in weighted.train)
+    assert any(stack.tumour.any() for stack in weighted.train)
+    assert all(stack.tumour is None for stack in weighted.val)
+    plain = prepare_data(_config(tmp_path, phantom_root, "--mask-loss"))
+    assert all(stack.tumour is None for stack in plain.train)

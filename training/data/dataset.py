@@ -27,10 +27,15 @@ from training.data.errors import DataError
 from training.data.slices import SliceStack
 
 Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+BRAIN, TUMOUR = 1, 2  # the values of a region map
 
 
 class SliceDataset(Dataset[Item]):
-    """Slices of several cases as ``(sources (k, S, S), targets (m, S, S), mask (S, S) bool)`` items.
+    """Slices of several cases as ``(sources (k, S, S), targets (m, S, S), mask (S, S))`` items.
+
+    ``mask`` is the bool brain mask; when some case carries its tumour (``SliceStack.tumour``,
+    loaded for ``--tumour-weight`` only) it is a uint8 region map instead: 0 outside the brain,
+    :data:`BRAIN` in it, :data:`TUMOUR` in the tumour (cases without a segmentation: 0 and 1).
 
     Args:
         stacks: one :class:`SliceStack` per case, all with the same src, dst and slice shape.
@@ -60,6 +65,7 @@ class SliceDataset(Dataset[Item]):
         self.epoch = 0
         self._ends = list(accumulate(len(stack) for stack in self.stacks))
         self._boxes = [_brain_boxes(stack.masks) for stack in self.stacks]
+        self.regions = any(stack.tumour is not None for stack in self.stacks)
 
     @property
     def case_ids(self) -> list[str]:
@@ -84,6 +90,10 @@ class SliceDataset(Dataset[Item]):
         case, local = self.locate(index)
         stack = self.stacks[case]
         sources, targets, mask = stack.sources[local], stack.targets[local], stack.masks[local]
+        if self.regions:
+            mask = mask.astype(np.uint8) * BRAIN
+            if stack.tumour is not None:
+                mask[stack.tumour[local]] = TUMOUR
         if self.window is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             top, left = _window_origin(self._boxes[case][local], self.window, rng)

@@ -43,6 +43,8 @@ class SliceStack:
         masks: (N, X, Y) bool brain mask (union of the nonzero source voxels).
         slice_indices: (N,) int axial index z of each slice in the volume.
         ranges: raw (lo, hi) of every src and dst modality of this case, as normalized.
+        tumour: (N, X, Y) bool, inside the brain and the tumour (seg > 0); None when the case was
+            loaded without its segmentation (the default: only ``--tumour-weight`` reads it).
     """
 
     case_id: str
@@ -53,6 +55,7 @@ class SliceStack:
     masks: np.ndarray
     slice_indices: np.ndarray
     ranges: dict[Modality, IntensityRange] = field(default_factory=dict)
+    tumour: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sources.shape[0])
@@ -132,6 +135,7 @@ def extract_slices(
         masks=masks,
         slice_indices=z,
         ranges=ranges,
+        tumour=_tumour_slices(case, masks, z),
     )
 
 
@@ -164,7 +168,15 @@ def extract_available_slices(
             images[:, channel] = present[:, have.index(modality)]
     masks = np.ascontiguousarray(np.moveaxis(mask[:, :, z], -1, 0))
     every = tuple(Modality)
-    return SliceStack(case.case_id, every, every, images, images, masks, z, ranges)
+    return SliceStack(case.case_id, every, every, images, images, masks, z, ranges, _tumour_slices(case, masks, z))
+
+
+def _tumour_slices(case: LoadedCase, masks: np.ndarray, z: np.ndarray) -> np.ndarray | None:
+    """(N, X, Y) bool tumour (seg > 0) inside the brain on the kept slices, or None without a segmentation."""
+    if case.seg is None:
+        return None
+    tumour = np.moveaxis(np.asarray(case.seg)[:, :, z] > 0, -1, 0)
+    return np.ascontiguousarray(tumour & masks)
 
 
 def _normalized_slices(

@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--mask-loss", action="store_true", help="compute the loss inside the brain only")
     model.add_argument(
+        "--tumour-weight",
+        type=float,
+        metavar="W",
+        help="with --mask-loss: weigh the loss W times inside the tumour (the training cases' seg > 0) "
+        f"as in the rest of the brain (default: {_default('tumour_weight')})",
+    )
+    model.add_argument(
         "--init", metavar="CKPT", help="warm start: initialize the weights that fit from another run's checkpoint"
     )
 
@@ -323,6 +330,10 @@ def _checked(config: FitConfig) -> FitConfig:
     for key, value in positive.items():
         if value is not None and value < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    if model.tumour_weight <= 0:
+        raise ConfigError(f"--tumour-weight must be positive, got {model.tumour_weight}")
+    if model.tumour_weight != 1.0 and not model.mask_loss:
+        raise ConfigError("--tumour-weight needs --mask-loss (it weighs the loss inside the brain)")
     if budget.time_limit is not None and budget.time_limit <= 0:
         raise ConfigError(f"--time-limit must be positive, got {budget.time_limit}")
     if data.slice_size < MIN_SLICE_SIZE:

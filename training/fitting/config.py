@@ -65,6 +65,7 @@ class ModelConfig:
     loss: str = "joint"
     lambdas: tuple[float, ...] | None = None
     mask_loss: bool = False
+    tumour_weight: float = 1.0  # loss weight inside the tumour (seg > 0) relative to the rest of the brain
     init: str | None = None
 
 

@@ -182,18 +182,19 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     split.train = sorted(split.train + [case.case_id for case in extra])
     params = NormalizationParams()
 
-    def load(ids: list[str]) -> list[SliceStack]:
+    def load(ids: list[str], seg: bool = False) -> list[SliceStack]:
         stacks = []
         for case_id in ids:
             if any_to_any:
-                loaded = load_case(cases[case_id], list(cases[case_id].files), load_seg=False)
+                loaded = load_case(cases[case_id], list(cases[case_id].files), load_seg=seg)
                 stacks.append(extract_available_slices(loaded, params, config.data.min_brain_fraction))
             else:
-                loaded = load_case(cases[case_id], (*src, *dst), load_seg=False)
+                loaded = load_case(cases[case_id], (*src, *dst), load_seg=seg)
                 stacks.append(extract_slices(loaded, src, dst, params, config.data.min_brain_fraction))
         return stacks
 
-    train, val = load(split.train), load(split.val)
+    # the segmentation is read only to weight the loss inside the tumour (--tumour-weight)
+    train, val = load(split.train, seg=config.model.tumour_weight != 1.0), load(split.val)
     logger.info(
         "%d cases: %d train (%d slices), %d validation (%d slices), %d test (held out, not loaded)",
         split.n_cases,

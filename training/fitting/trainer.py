@@ -35,6 +35,7 @@ from training.fitting.config import FitConfig
 from training.fitting.data import FitData
 from training.fitting.distributed import DistContext, broadcast_buffers
 from training.fitting.optim import Precision, build_optimizer, build_scheduler
+from training.fitting.regions import loss_weights, split_regions, warp_with_tumour
 from training.fitting.subsets import available_modalities, draw_sources, per_target_loss
 from training.fitting.validation import ValidationResult, validate, validate_any_to_any
 from training.models import is_any_to_any
@@ -188,18 +189,20 @@ class Trainer:
         """Augment one batch of windows, take an optimizer step, return the loss (averaged over ranks)."""
         device = self.context.device
         sources, targets, mask = (t.to(device, non_blocking=True) for t in (sources, targets, mask))
+        brain, tumour = split_regions(mask)
         if self.any_to_any:
-            loss = self._any_to_any_loss(sources, mask, generator)
+            loss = self._any_to_any_loss(sources, brain, tumour, generator)
         else:
-            sources, targets, mask = self.augmenter(sources, targets, mask, generator)
+            warped = warp_with_tumour(self.augmenter, sources, targets, brain, tumour, generator)
+            sources, targets, brain, tumour = warped
             if self.config.data.intensity_augment:
-                sources = augment_intensity(sources, mask, generator)
+                sources = augment_intensity(sources, brain, generator)
             if self.precision.channels_last:
                 sources = sources.contiguous(memory_format=torch.channels_last)
             with self.precision.autocast():
                 pred = self.network(sources)
             # the loss runs in fp32: SSIM's variances cancel catastrophically in half precision
-            loss = self.criterion(pred.float(), targets, mask[:, None] if self.config.model.mask_loss else None)
+            loss = self.criterion(pred.float(), targets, self._loss_mask(brain, tumour))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -214,21 +217,29 @@ class Trainer:
             )
         return value
 
-    def _any_to_any_loss(self, images: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _loss_mask(self, brain: torch.Tensor, tumour: torch.Tensor | None) -> torch.Tensor | None:
+        """What the loss averages over: nothing (whole window), the brain, or the brain with the tumour weighted."""
+        if not self.config.model.mask_loss:
+            return None
+        return loss_weights(brain, tumour, self.config.model.tumour_weight)
+
+    def _any_to_any_loss(
+        self, images: torch.Tensor, brain: torch.Tensor, tumour: torch.Tensor | None, generator: torch.Generator
+    ) -> torch.Tensor:
         """Random sources per sample (:mod:`training.fitting.subsets`); targets: the rest the case has."""
         available = available_modalities(images)
         images = torch.nan_to_num(images, nan=0.0)
-        images, _, mask = self.augmenter(images, images[:, :0], mask, generator)
+        _, images, brain, tumour = warp_with_tumour(self.augmenter, images[:, :0], images, brain, tumour, generator)
         sources = draw_sources(available.cpu(), generator).to(images.device)
-        inputs = augment_intensity(images, mask, generator) if self.config.data.intensity_augment else images
+        inputs = augment_intensity(images, brain, generator) if self.config.data.intensity_augment else images
         present = sources.to(inputs.dtype)
         inputs = inputs * present[:, :, None, None]
         if self.precision.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast():
             pred = self.network(inputs, present)
-        mask_arg = mask[:, None] if self.config.model.mask_loss else None
-        return per_target_loss(self.criterion, pred.float(), images, available & ~sources, mask_arg)
+        weights = self._loss_mask(brain, tumour)
+        return per_target_loss(self.criterion, pred.float(), images, available & ~sources, weights)
 
     def validate(self) -> ValidationResult:
         if self.any_to_any:
