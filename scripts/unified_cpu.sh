@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 source scripts/unified_recipe.sh
 root=runs/unified
 # the recipe with the arms fused by mean and maximum (scripts/fusion_cpu.sh measured it against the mean
-# alone) and without the T1+FLAIR-only subjects (scripts/partial_subjects_cpu.sh: at this compute they cost
-# the other configurations more than they give T1 <-> FLAIR)
-fit_unified "$root" synnet_unified "${1:-5400}" --fusion mean_max
+# alone), the loss weighed 5x inside the tumour (docs/results/ablation.md, arm h), and without the T1+FLAIR-only
+# subjects (scripts/partial_subjects_cpu.sh: at this compute they cost the other configurations more than they
+# give T1 <-> FLAIR)
+fit_unified "$root" synnet_unified "${1:-5400}" --fusion mean_max --tumour-weight 5
 # bundle it beside the dedicated models with its output calibration (learnt and checked on its training
 # cases), then score it there (the table shows theirs beside it)
 rm -rf model_store/synnet_unified && cp -r "$root/store/synnet_unified" model_store/

@@ -227,16 +227,25 @@ UNIFIED_SECTION = (
     "",
     "`model_store/synnet_unified` is one SynNet for all 50 ways to choose sources and targets "
     "(docs/ARCHITECTURE.md). It was trained on the CPU by the recipe of `bash scripts/unified_cpu.sh` (the bundled "
-    "recipe on random source subsets of the 12 training cases, arms fused by mean and maximum), calibrated by "
-    "`python -m training.calibrate`, and scored below on each of the 28 single-target configurations, beside a "
-    "per-intensity lookup table learnt on the same training cases (`training.lookup_table`: the mean target "
-    "per joint source intensity, nothing spatial). Routing serves a configuration from the unified model only "
-    "where no dedicated model serves it, or where the unified model's recorded brain SSIM is higher "
-    "(docs/service.md).",
+    "recipe on random source subsets of the 12 training cases, arms fused by mean and maximum, the loss weighed "
+    "5× inside the tumour), calibrated by `python -m training.calibrate`, and scored below on each of the 28 "
+    "single-target configurations, beside a per-intensity lookup table learnt on the same training cases "
+    "(`training.lookup_table`: the mean target per joint source intensity, nothing spatial). Routing serves a "
+    "configuration from the unified model only where no dedicated model serves it, or where the unified model's "
+    "recorded brain SSIM is higher (docs/service.md).",
     "",
-    "- **Compute**: 4000 steps of batch 16 (96 px windows, 16 feature maps), 1846 s of optimizer steps on the "
-    "2 idle cores of an AMD EPYC (AVX-512), and about 290 s of calibration; the manifest records the steps and "
+    "- **Compute**: 4000 steps of batch 16 (96 px windows, 16 feature maps), 1685 s of optimizer steps on the "
+    "2 cores of an AMD EPYC (AVX-512), and about 5 minutes of calibration; the manifest records the steps and "
     "seconds.",
+    "- **Tumour weight** (session 6; the ablation's arm `h`, results/ablation.md): the same recipe, fusion and "
+    "steps with `--tumour-weight 5`, both calibrated, against the model without it "
+    "([results/configurations/synnet_unified_no_tumour_weight]"
+    "(results/configurations/synnet_unified_no_tumour_weight/configurations.md)): brain SSIM higher in 19 of 28 "
+    "configurations (mean +0.015) and PSNR in 23 (mean +1.24 dB), tumour SSIM +0.019; BraTS 2023 case 16 and "
+    "18 of 28 (+0.020 SSIM, +0.96 dB). FLAIR targets gain most: mean 9.00 → 13.11 dB, 0.390 → 0.441 "
+    "(T2 → FLAIR 11.40 / 0.465 → 16.10 / 0.546, T1,T1c,T2 → FLAIR 10.06 / 0.448 → 17.68 / 0.521, now above the "
+    "dedicated model's 14.12 / 0.499); T1c targets +0.3 dB, T2 +0.5 dB, T1 unchanged. Part of the FLAIR gain is "
+    "the calibration, which now passes its tumour check for three FLAIR source sets.",
     "- **Fusion** (`bash scripts/fusion_cpu.sh`, session 6): with the arms fused by their mean alone, FLAIR got "
     "worse as sources were added (T2 → FLAIR 12.25 dB, T1,T2 → FLAIR 9.43, T1,T1c,T2 → FLAIR 8.45): the mean "
     "divides what one source carries (oedema is bright in T2, not in T1) by the number of sources. With the "
@@ -249,11 +258,10 @@ UNIFIED_SECTION = (
     "[results/configurations/synnet_unified_no_partial]"
     "(results/configurations/synnet_unified_no_partial/configurations.md) (mean) and "
     "[results/configurations/synnet_unified_mean_max]"
-    "(results/configurations/synnet_unified_mean_max/configurations.md) (mean and maximum). The session-5 "
-    "bundled model (mean fusion, calibrated) is kept for comparison in "
+    "(results/configurations/synnet_unified_mean_max/configurations.md) (mean and maximum); the session-5 "
+    "bundled model (mean fusion, calibrated): "
     "[results/configurations/synnet_unified_session5]"
-    "(results/configurations/synnet_unified_session5/configurations.md): the model bundled now has higher "
-    "brain SSIM in 17 of 28 configurations (mean +0.005) and on the BraTS 2023 case in 20 of 28 (+0.009).",
+    "(results/configurations/synnet_unified_session5/configurations.md).",
     "- **Partially observed subjects** (`bash scripts/partial_subjects_cpu.sh`, mean fusion): the same recipe "
     "and compute with the 9 T1+FLAIR-only subjects of brats18_t1_flair (the session-4 model, "
     "[results/configurations/synnet_unified_with_partial_subjects]"
@@ -268,30 +276,28 @@ UNIFIED_SECTION = (
     "the 21 subjects offer only that pair. The bundled model is therefore trained without them; loader "
     "and sampler still take partial cases (`--extra-data`), for a run long enough to use them.",
     "- **Routing**: the unified model serves 21 of the 28: the 16 no dedicated model served, and 5 where its "
-    "recorded brain SSIM is higher: T1,T1c → T2 (15.85 dB / 0.555 against 15.00 / 0.542), T1,FLAIR → T2 "
-    "(15.93 / 0.579 against T1 → T2's 14.75 / 0.527), T1c,T2 → T1 (16.11 / 0.645 against T2 → T1's 15.07 / "
-    "0.613), T2,FLAIR → T1 (15.73 / 0.615 against "
-    "14.69 / 0.610) and T1,T1c,FLAIR → T2 (16.66 / 0.598 against 15.62 / 0.586). T1 → T2 stays with "
-    "`synnet_t1_to_t2` (14.75 / 0.527 against 14.59 / 0.526).",
+    "recorded brain SSIM is higher: T1,T1c → T2 (16.07 dB / 0.551 against 15.00 / 0.542), T1,FLAIR → T2 "
+    "(16.69 / 0.591 against T1 → T2's 14.75 / 0.527), T1c,T2 → T1 (16.36 / 0.648 against T2 → T1's 15.07 / "
+    "0.613), T1,T1c,T2 → FLAIR (17.68 / 0.521 against 14.12 / 0.499) and T1,T1c,FLAIR → T2 (16.80 / 0.594 "
+    "against 15.62 / 0.586). T2,FLAIR → T1 goes back to `synnet_t2-flair_to_t1` (0.610 against 0.606) and "
+    "T1 → T2 stays with `synnet_t1_to_t2`.",
     "- **Output calibration** (`python -m training.calibrate`, docs/ARCHITECTURE.md, "
     "[results/calibration/synnet_unified.md](results/calibration/synnet_unified.md)): a monotone map per "
     "(sources, target) from the output's in-brain quantiles onto the truth's, learnt on training cases and built "
     "into `model.pt` where a check on training cases it was not fitted on shows more in-brain PSNR and at most "
-    "0.02 less in-brain and tumour-region SSIM. 7 of 28 maps pass, all for T1 targets (the same 7 as for the "
-    "session-5 model); on the test cases they add 0.3–2.4 dB (FLAIR → T1 12.76 → 15.14 dB, T2,FLAIR → T1 "
-    "13.69 → 15.73) at −0.006 to +0.007 SSIM. Every FLAIR and T1c map raises in-brain PSNR by 2.2–6.8 dB on the "
-    "check cases but cuts the tumour's SSIM by 0.04–0.18, so none is applied.",
+    "0.02 less in-brain and tumour-region SSIM. 11 of 28 maps pass: the 7 T1 targets, FLAIR from T1,T2, T1c,T2 "
+    "and T1,T1c,T2, and T1c,FLAIR → T2 (the models without the tumour weight passed only the T1 maps). The other "
+    "FLAIR and T1c maps raise in-brain PSNR on the check cases by up to 6 dB but cut the tumour's SSIM by "
+    "0.02–0.18, so they are not applied.",
     "- **Against the lookup table**, on the 16 configurations no model served before: higher brain SSIM in 14 "
-    "and higher brain PSNR in 8 (BraTS 2023 case: 12 and 9), as for the session-5 model. It loses SSIM on T1c "
-    "from T1 and T1+T2 (on the BraTS 2023 case also T1 → FLAIR and T1,FLAIR → T1c), and PSNR on T1c from T1, "
-    "FLAIR, T1+T2 and T1+FLAIR and on FLAIR from T1, T1c, T1+T2 and T1c+T2, by 1.0–2.5 dB.",
-    "- **Why FLAIR and T1c PSNR are low**: the outputs lack the bright tail (oedema, enhancement). On "
-    "Brats18_CBICA_ABM_1, FLAIR from T1,T1c,T2 (session-5 model): the prediction's in-brain 99th percentile was "
-    "0.47 against the truth's 0.91 (model space), so our own-percentile scaling puts its bulk near 0.9. The "
-    "calibration shows this is not a histogram problem: restoring the histogram puts the tail where the network "
-    "put its brightest voxels, not where the oedema is. The recipe adopted from the T1 → T2 ablation (L1, loss "
-    "inside the brain) pulls towards the conditional median; the FLAIR ablation arms (results/ablation.md) and "
-    "a tumour loss weight are the next levers.",
+    "and higher brain PSNR in 10 (BraTS 2023 case: 13 and 10). It loses SSIM on T1c from T1 and T1+T2 (on the "
+    "BraTS 2023 case also T1,FLAIR → T1c), and PSNR on T1c from T1, FLAIR, T1+T2 and T1+FLAIR (by 0.8–2.8 dB) "
+    "and on FLAIR from T1 and T1c alone (0.6 and 1.2 dB).",
+    "- **Why T1c (and FLAIR without T2) PSNR stays low**: the outputs lack the bright tail (enhancement, "
+    "oedema) where the sources do not show it. On Brats18_CBICA_ABM_1, FLAIR from T1,T1c,T2 (session-5 model): "
+    "the prediction's in-brain 99th percentile was 0.47 against the truth's 0.91 (model space), so our "
+    "own-percentile scaling puts its bulk near 0.9. Weighing the tumour in the loss fixed most of that for FLAIR "
+    "from T2-bearing sources; T1c enhancement, which no other contrast shows, is what remains.",
     "",
 )
 
