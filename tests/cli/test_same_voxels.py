@@ -76,7 +76,7 @@ def test_api_cli_service_and_server_give_identical_voxels(dataset, server, synth
     assert float(response.headers["x-synnet-ssim"]) == pytest.approx(metrics.ssim, abs=1e-6)
     for report in (local_report, remote_report):
         assert f"in brain             {metrics.psnr_brain:.2f}" in report, report
-        assert "synnet_t1-t1c-t2_to_flair" in report
+        assert api.models[Modality.FLAIR] in report
 
 
 def test_the_service_the_api_and_the_server_client_give_one_metrics_record(dataset, server, synthesizer) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from synnet import SynthesisResult, Synthesizer
 from synnet.errors import SynnetError
+from synnet.evaluation import EvaluationRecord
 from synnet.imageio import read_image
 from synnet.inference import synthesize, to_raw_units
 from synnet.metrics import compute_metrics
@@ -89,7 +90,8 @@ def test_it_is_the_core_pipeline_and_the_service_metrics(synthesizer, files) -> 
 def test_routing_is_the_services(synthesizer) -> None:
     every = Synthesizer(BUNDLED, "cpu")
     src, dst = (Modality.T1, Modality.T1c, Modality.T2), (Modality.FLAIR,)
-    assert every.plan(["t1", "t1ce", "t2"], "flair") == plan(src, dst, every.manifests)
+    recorded = {m.name: EvaluationRecord.load_if_present(BUNDLED / m.name) for m in every.manifests}
+    assert every.plan(["t1", "t1ce", "t2"], "flair") == plan(src, dst, every.manifests, recorded)
     # by recorded quality: the unified model's T2 from T1,T1c scores higher than the MIMO model's, its FLAIR lower
     by_target = {t: a.name for a in every.plan(["T1", "T1c"], "T2,FLAIR") for t in a.targets}
     assert by_target == {Modality.T2: "synnet_unified", Modality.FLAIR: "synnet_t1-t1c_to_t2-flair"}
