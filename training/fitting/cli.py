@@ -332,7 +332,7 @@ def _checked(config: FitConfig) -> FitConfig:
             raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
     if model.tumour_weight <= 0:
         raise ConfigError(f"--tumour-weight must be positive, got {model.tumour_weight}")
-    if model.tumour_weight != 1.0 and not model.mask_loss:
+    if model.weighs_tumour and not model.mask_loss:
         raise ConfigError("--tumour-weight needs --mask-loss (it weighs the loss inside the brain)")
     if budget.time_limit is not None and budget.time_limit <= 0:
         raise ConfigError(f"--time-limit must be positive, got {budget.time_limit}")

@@ -68,6 +68,11 @@ class ModelConfig:
     tumour_weight: float = 1.0  # loss weight inside the tumour (seg > 0) relative to the rest of the brain
     init: str | None = None
 
+    @property
+    def weighs_tumour(self) -> bool:
+        """Whether the loss weighs the tumour apart (then the training cases' segmentations are read)."""
+        return self.tumour_weight != 1.0
+
 
 @dataclass(frozen=True)
 class OptimConfig:

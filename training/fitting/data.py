@@ -194,7 +194,7 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
         return stacks
 
     # the segmentation is read only to weight the loss inside the tumour (--tumour-weight)
-    train, val = load(split.train, seg=config.model.tumour_weight != 1.0), load(split.val)
+    train, val = load(split.train, seg=config.model.weighs_tumour), load(split.val)
     logger.info(
         "%d cases: %d train (%d slices), %d validation (%d slices), %d test (held out, not loaded)",
         split.n_cases,

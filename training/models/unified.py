@@ -102,18 +102,18 @@ class UnifiedSynNet(nn.Module):
             weight = present[:, arm].view(batch, 1, 1, 1)
             deep, skips, _ = encoder(x[:, arm : arm + 1])
             deep = deep * weight
+            masked = [skip * weight for skip in skips]
             if arm == 0:
                 deep_sum = deep
                 deep_max = deep
-                for skip in skips:
-                    skip_sums.append(skip * weight)
-                    strongest.append(skip * weight)
+                skip_sums = list(masked)
+                strongest = list(masked)
             else:
                 deep_sum = deep_sum + deep
                 deep_max = torch.maximum(deep_max, deep)
-                for level, skip in enumerate(skips):
-                    skip_sums[level] = skip_sums[level] + skip * weight
-                    strongest[level] = torch.maximum(strongest[level], skip * weight)
+                for level, skip in enumerate(masked):
+                    skip_sums[level] = skip_sums[level] + skip
+                    strongest[level] = torch.maximum(strongest[level], skip)
         code = present.view(batch, arms_n, 1, 1).expand(batch, arms_n, deep_sum.shape[2], deep_sum.shape[3])
         deep_parts = [deep_sum / count, deep_max, code] if self.with_max else [deep_sum / count, code]
         fused = self.bottleneck(torch.cat(deep_parts, dim=1))
