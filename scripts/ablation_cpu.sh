@@ -3,6 +3,7 @@
 # the same small SynNet, split and seed; then every arm scored on the 4 held-out BraTS 2018 cases and,
 # as its own rows, on the BraTS 2023 case. Resumable: a finished arm is skipped, evaluation reuses rows.
 #   bash scripts/ablation_cpu.sh [STEPS] [SRC] [DST]      (defaults: 300 T1 T2)
+#   ARMS="h_tumour_weight k_histogram" bash scripts/ablation_cpu.sh 1500 T1 T1c   (only these arms)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-300}; src=${2:-T1}; dst=${3:-T2}
@@ -22,14 +23,20 @@ declare -A arms=(
   [f_wide]="--loss joint_l1 --mask-loss --intensity-augment --features 32"
   [g_deep]="--loss joint_l1 --mask-loss --intensity-augment --depth 5"
   [h_tumour_weight]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5"
+  [i_l2_tumour_weight]="--loss joint --mask-loss --intensity-augment --tumour-weight 5"
+  [j_tumour_weight_10]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 10"
+  [k_histogram]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 10"
+  [l_histogram_bands]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100"
 )
-for arm in $(printf '%s\n' "${!arms[@]}" | sort); do
+chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
+for arm in $chosen; do
+  if [ -z "${arms[$arm]:-}" ]; then echo "unknown arm $arm; known: ${!arms[*]}" >&2; exit 2; fi
   if [ -f "$root/store/$arm/manifest.json" ]; then continue; fi
   resume=()
   if [ -f "$root/runs/$arm/last.pt" ]; then resume=(--resume "$root/runs/$arm/last.pt"); fi
   # shellcheck disable=SC2086
   python -m training.fit "${common[@]}" ${arms[$arm]} --name "$arm" --run-dir "$root/runs/$arm" "${resume[@]}"
 done
-models=$(printf '%s\n' "${!arms[@]}" | sort | paste -sd,)
+models=$(ls "$root/store" | paste -sd,)
 python -m training.evaluate --data "$data" --also ../shared/data/brats23 --store "$root/store" \
   --models "$models" --out "$root/evaluation" --no-figures

@@ -23,6 +23,11 @@ CHANGES = {
     "f_wide": "`d` with 32 feature maps instead of 16 (`--features 32`)",
     "g_deep": "`d` with 5 poolings instead of 4 (`--depth 5`)",
     "h_tumour_weight": "`d` with the loss weighed 5× inside the tumour (`--tumour-weight 5`)",
+    "i_l2_tumour_weight": "`h` with L2 instead of L1 (`e` + `--tumour-weight 5`)",
+    "j_tumour_weight_10": "`d` with the loss weighed 10× inside the tumour (`--tumour-weight 10`)",
+    "k_histogram": "`h` + the intensity-distribution term, rank by rank (`--histogram-weight 10`)",
+    "l_histogram_bands": "`h` + the intensity-distribution term over 6 equally weighted bands "
+    "(`--histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100`)",
 }
 
 

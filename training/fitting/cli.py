@@ -174,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"as in the rest of the brain (default: {_default('tumour_weight')})",
     )
     model.add_argument(
+        "--histogram-weight",
+        type=float,
+        metavar="X",
+        help="joint losses: add X times the distance between the prediction's and the target's intensity "
+        "distributions (inside the brain with --mask-loss), so the output keeps the target's bright tail "
+        f"(default: {_default('histogram_weight')}, no such term)",
+    )
+    model.add_argument(
+        "--histogram-bands",
+        metavar="P1,P2,...",
+        help="with --histogram-weight: compare the distributions band by band between these percentiles, "
+        "each band weighing alike, e.g. 0,1,10,50,90,99,100 (default: rank by rank)",
+    )
+    model.add_argument(
         "--init", metavar="CKPT", help="warm start: initialize the weights that fit from another run's checkpoint"
     )
 
@@ -256,13 +270,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_lambdas(text: str | tuple[float, ...]) -> tuple[float, ...]:
+def _parse_numbers(text: str | tuple[float, ...], flag: str, example: str) -> tuple[float, ...]:
+    """A comma-separated option as floats (a resumed run's value is a tuple already)."""
     if isinstance(text, tuple):
         return text
     try:
-        values = tuple(float(v) for v in text.split(","))
+        return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise ConfigError(f"--lambdas must be three numbers like 10,5,0.5, got {text!r}") from None
+        raise ConfigError(f"{flag} must be numbers like {example}, got {text!r}") from None
+
+
+def _parse_bands(text: str | tuple[float, ...]) -> tuple[float, ...]:
+    values = _parse_numbers(text, "--histogram-bands", "0,1,50,99,100")
+    if len(values) < 2 or any(not 0 <= v <= 100 for v in values) or list(values) != sorted(set(values)):
+        raise ConfigError(f"--histogram-bands must be at least two increasing percentiles in 0..100, got {text!r}")
+    return values
+
+
+def _parse_lambdas(text: str | tuple[float, ...]) -> tuple[float, ...]:
+    values = _parse_numbers(text, "--lambdas", "10,5,0.5")
     if len(values) != 3 or any(v < 0 for v in values):
         raise ConfigError(f"--lambdas must be three non-negative numbers (wL2, wSSIM, TV), got {text!r}")
     return values
@@ -334,6 +360,15 @@ def _checked(config: FitConfig) -> FitConfig:
         raise ConfigError(f"--tumour-weight must be positive, got {model.tumour_weight}")
     if model.weighs_tumour and not model.mask_loss:
         raise ConfigError("--tumour-weight needs --mask-loss (it weighs the loss inside the brain)")
+    if model.histogram_weight < 0:
+        raise ConfigError(f"--histogram-weight must be non-negative, got {model.histogram_weight}")
+    if model.histogram_weight and not model.loss.startswith("joint"):
+        raise ConfigError(f"--histogram-weight applies to the joint losses only, not {model.loss}")
+    percentiles = None
+    if model.histogram_bands is not None:
+        if not model.histogram_weight:
+            raise ConfigError("--histogram-bands needs --histogram-weight")
+        percentiles = _parse_bands(model.histogram_bands)
     if budget.time_limit is not None and budget.time_limit <= 0:
         raise ConfigError(f"--time-limit must be positive, got {budget.time_limit}")
     if data.slice_size < MIN_SLICE_SIZE:
@@ -359,6 +394,7 @@ def _checked(config: FitConfig) -> FitConfig:
         src=canonical[0],
         dst=canonical[1],
         lambdas=lambdas,
+        histogram_bands=percentiles,
         name=name,
         run_dir=config.output.run_dir or f"runs/{name}",
     )

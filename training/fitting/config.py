@@ -66,6 +66,8 @@ class ModelConfig:
     lambdas: tuple[float, ...] | None = None
     mask_loss: bool = False
     tumour_weight: float = 1.0  # loss weight inside the tumour (seg > 0) relative to the rest of the brain
+    histogram_weight: float = 0.0  # joint losses: weight of the intensity-distribution term (0: none)
+    histogram_bands: tuple[float, ...] | None = None  # that term band by band between these percentiles (None: by rank)
     init: str | None = None
 
     @property
@@ -143,7 +145,7 @@ class FitConfig:
     def from_json(cls, values: dict[str, Any]) -> FitConfig:
         """Read a flat dict as :meth:`to_json` writes it; unknown keys (older runs) are ignored."""
         known = {k: v for k, v in values.items() if k in OPTIONS}
-        for key in ("src", "dst", "lambdas"):
+        for key in ("src", "dst", "lambdas", "histogram_bands"):
             if known.get(key) is not None:
                 known[key] = tuple(known[key])
         return cls().with_options(**known)

@@ -53,10 +53,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def loss_kwargs(config: ModelConfig) -> dict[str, float]:
-    if config.lambdas is None:
-        return {}
-    return dict(zip(("lambda_l2", "lambda_ssim", "lambda_tv"), config.lambdas, strict=True))
+def loss_kwargs(config: ModelConfig) -> dict[str, Any]:
+    """The loss's keyword arguments from the model settings (none: the loss's defaults)."""
+    names = ("lambda_l2", "lambda_ssim", "lambda_tv")
+    kwargs: dict[str, Any] = {} if config.lambdas is None else dict(zip(names, config.lambdas, strict=True))
+    if config.histogram_weight:
+        kwargs["lambda_hist"] = config.histogram_weight
+        kwargs["hist_bands"] = config.histogram_bands
+    return kwargs
 
 
 def static_manifest_fields(
