@@ -250,6 +250,14 @@ UNIFIED_SECTION = (
     "(T2 → FLAIR 11.40 / 0.465 → 16.10 / 0.546, T1,T1c,T2 → FLAIR 10.06 / 0.448 → 17.68 / 0.521, now above the "
     "dedicated model's 14.12 / 0.499); T1c targets +0.3 dB, T2 +0.5 dB, T1 unchanged. Part of the FLAIR gain is "
     "the calibration, which now passes its tumour check for three FLAIR source sets.",
+    "- **Intensity-distribution term** (session 7; the ablation's arm `l`, results/ablation.md): the same "
+    'recipe, fusion and steps with `--histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100` (4000 steps,'
+    ' 1752 s on the AVX-512 machine), both calibrated, against the bundled model ([results/configurations/syn'
+    'net_unified_histogram_bands](results/configurations/synnet_unified_histogram_bands/configurations.md)): '
+    'brain SSIM higher in only 10 of 28 configurations (mean −0.005), PSNR in 14 (+0.14 dB), tumour SSIM '
+    '−0.012; BraTS 2023 case 9 and 8 of 28. T1c targets gain +0.62 dB / +0.005 on average (what the term was '
+    'for), T2 loses 0.11 dB / 0.012 and FLAIR 0.007 SSIM. Not adopted: the bundled model stays the '
+    'tumour-weighted one.',
     "- **Fusion** (`bash scripts/fusion_cpu.sh`, session 6): with the arms fused by their mean alone, FLAIR got "
     "worse as sources were added (T2 → FLAIR 12.25 dB, T1,T2 → FLAIR 9.43, T1,T1c,T2 → FLAIR 8.45): the mean "
     "divides what one source carries (oedema is bright in T2, not in T1) by the number of sources. With the "
