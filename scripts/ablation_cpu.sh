@@ -27,6 +27,7 @@ declare -A arms=(
   [j_tumour_weight_10]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 10"
   [k_histogram]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 10"
   [l_histogram_bands]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100"
+  [m_histogram_bands_3]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 3 --histogram-bands 0,1,10,50,90,99,100"
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

@@ -28,6 +28,7 @@ CHANGES = {
     "k_histogram": "`h` + the intensity-distribution term, rank by rank (`--histogram-weight 10`)",
     "l_histogram_bands": "`h` + the intensity-distribution term over 6 equally weighted bands "
     "(`--histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100`)",
+    "m_histogram_bands_3": "`l` with the term weighed 3 instead of 10 (`--histogram-weight 3`)",
 }
 
 
