@@ -14,20 +14,25 @@ test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18
 common=(--data "$data" --test-cases "$test_cases" --val-cases 0 --src "$src" --dst "$dst"
         --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine
         --max-steps "$steps" --seed 0 --out "$root/store")
+# d: the recipe adopted in session 4; e: d with L2; h: d with the tumour weight, the bundled unified model's recipe
+d="--loss joint_l1 --mask-loss --intensity-augment"
+e="--loss joint --mask-loss --intensity-augment"
+h="$d --tumour-weight 5"
+bands="--histogram-bands 0,1,10,50,90,99,100"
 declare -A arms=(
   [a_joint]="--loss joint"
   [b_joint_mask]="--loss joint --mask-loss"
   [c_joint_l1_mask]="--loss joint_l1 --mask-loss"
-  [d_joint_l1_mask_intensity]="--loss joint_l1 --mask-loss --intensity-augment"
-  [e_joint_mask_intensity]="--loss joint --mask-loss --intensity-augment"
-  [f_wide]="--loss joint_l1 --mask-loss --intensity-augment --features 32"
-  [g_deep]="--loss joint_l1 --mask-loss --intensity-augment --depth 5"
-  [h_tumour_weight]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5"
-  [i_l2_tumour_weight]="--loss joint --mask-loss --intensity-augment --tumour-weight 5"
-  [j_tumour_weight_10]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 10"
-  [k_histogram]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 10"
-  [l_histogram_bands]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100"
-  [m_histogram_bands_3]="--loss joint_l1 --mask-loss --intensity-augment --tumour-weight 5 --histogram-weight 3 --histogram-bands 0,1,10,50,90,99,100"
+  [d_joint_l1_mask_intensity]="$d"
+  [e_joint_mask_intensity]="$e"
+  [f_wide]="$d --features 32"
+  [g_deep]="$d --depth 5"
+  [h_tumour_weight]="$h"
+  [i_l2_tumour_weight]="$e --tumour-weight 5"
+  [j_tumour_weight_10]="$d --tumour-weight 10"
+  [k_histogram]="$h --histogram-weight 10"
+  [l_histogram_bands]="$h --histogram-weight 10 $bands"
+  [m_histogram_bands_3]="$h --histogram-weight 3 $bands"
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

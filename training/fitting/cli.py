@@ -364,11 +364,11 @@ def _checked(config: FitConfig) -> FitConfig:
         raise ConfigError(f"--histogram-weight must be non-negative, got {model.histogram_weight}")
     if model.histogram_weight and not model.loss.startswith("joint"):
         raise ConfigError(f"--histogram-weight applies to the joint losses only, not {model.loss}")
-    percentiles = None
+    bands = None
     if model.histogram_bands is not None:
         if not model.histogram_weight:
             raise ConfigError("--histogram-bands needs --histogram-weight")
-        percentiles = _parse_bands(model.histogram_bands)
+        bands = _parse_bands(model.histogram_bands)
     if budget.time_limit is not None and budget.time_limit <= 0:
         raise ConfigError(f"--time-limit must be positive, got {budget.time_limit}")
     if data.slice_size < MIN_SLICE_SIZE:
@@ -394,7 +394,7 @@ def _checked(config: FitConfig) -> FitConfig:
         src=canonical[0],
         dst=canonical[1],
         lambdas=lambdas,
-        histogram_bands=percentiles,
+        histogram_bands=bands,
         name=name,
         run_dir=config.output.run_dir or f"runs/{name}",
     )
