@@ -33,6 +33,8 @@ declare -A arms=(
   [k_histogram]="$h --histogram-weight 10"
   [l_histogram_bands]="$h --histogram-weight 10 $bands"
   [m_histogram_bands_3]="$h --histogram-weight 3 $bands"
+  [n_context_1]="$h --context-slices 1"
+  [o_context_2]="$h --context-slices 2"
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

@@ -29,6 +29,8 @@ CHANGES = {
     "l_histogram_bands": "`h` + the intensity-distribution term over 6 equally weighted bands "
     "(`--histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100`)",
     "m_histogram_bands_3": "`l` with the term weighed 3 instead of 10 (`--histogram-weight 3`)",
+    "n_context_1": "`h` with 2.5D input: each source slice with its neighbours ±1 (`--context-slices 1`)",
+    "o_context_2": "`h` with 2.5D input, neighbours ±2 (`--context-slices 2`)",
 }
 
 

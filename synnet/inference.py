@@ -3,8 +3,9 @@
     sources (raw) ─ prepare ─► slice chunks (B, C, h, w) ─ forward ─► outputs ─ assemble ─► (D, X, Y, Z)
 
 * :func:`prepare`: each source normalized per volume with the manifest's parameters inside the
-  brain mask, stacked in ``src`` order; axial slices without brain dropped; every slice cut to
-  one brain box on the model's grid.
+  brain mask, stacked in ``src`` order (with its axial neighbours for a 2.5D model,
+  :mod:`synnet.neighbours`); axial slices without brain dropped; every slice cut to one brain box
+  on the model's grid.
 * :func:`assemble`: outputs put back in place, clipped to [0, 1], zeroed outside the brain;
   :func:`to_raw_units` maps a target back to raw units with the manifest's output reference.
 
@@ -29,6 +30,7 @@ import torch
 from synnet.errors import SynnetError
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
+from synnet.neighbours import neighbour_stack
 from synnet.normalization import denormalize, normalize
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -105,7 +107,8 @@ class SliceStack:
     """What the network runs for one volume: the slices holding brain, cropped to one box.
 
     Attributes:
-        x: (n, C, h, w) float32, contiguous: slice ``slices[i]`` of the sources, rows × cols.
+        x: (n, C, h, w) float32, contiguous: slice ``slices[i]`` of the sources, rows × cols (with
+            its axial neighbours per source for a 2.5D model: C = ``manifest.input_channels``).
         slices: (n,) axial indices z of the slices that hold brain.
         rows, cols: the in-plane box (the whole slice when not cropping).
         mask: (X, Y, Z) bool brain mask of the volume (a 2D image as one slice).
@@ -135,8 +138,9 @@ def slice_stack(x: np.ndarray, mask: np.ndarray, manifest: ModelManifest, *, cro
         rows, cols = brain_box(volume_mask.any(axis=2), manifest.input.multiple_of, manifest.input.min_size)
     else:
         rows, cols = slice(0, volume_mask.shape[0]), slice(0, volume_mask.shape[1])
-    # (C, h, w, n) → (n, C, h, w): a contiguous stack of the slices the network will see.
-    stack = np.ascontiguousarray(np.moveaxis(x[:, rows, cols][..., slices], -1, 0), dtype=np.float32)
+    # (C, h, w, Z) → (n, C·(2k+1), h, w): a contiguous stack of the slices the network will see,
+    # each source with its axial neighbours when the model takes them (2.5D).
+    stack = neighbour_stack(x[:, rows, cols], slices, manifest.input.context_slices)
     return SliceStack(stack, slices, rows, cols, volume_mask, len(manifest.dst), stats)
 
 
@@ -176,7 +180,8 @@ def synthesize(
     """Every target of one model for one volume, in model space: ``(y (D, X, Y, Z), stats)``.
 
     Args:
-        forward: (B, len(src), h, w) → (B, len(dst), h, w), e.g. :meth:`synnet.store.LoadedModel.forward`.
+        forward: (B, manifest.input_channels, h, w) → (B, len(dst), h, w), e.g.
+            :meth:`synnet.store.LoadedModel.forward`.
         sources: raw images by modality (at least the manifest's ``src``), all of ``mask``'s shape.
         mask: bool brain mask (the union of the sources' nonzero voxels, :func:`synnet.normalization.brain_mask`).
         batch_size: slices per forward.

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from synnet.modalities import Modality, parse_modality
+from synnet.neighbours import MAX_CONTEXT_SLICES, slices_per_source
 from synnet.normalization import IntensityRange, NormalizationParams
 from synnet.scores import TargetMetrics
 
@@ -47,12 +48,22 @@ class LossSpec(BaseModel):
 
 
 class InputSpec(BaseModel):
-    """Shape constraints of the exported network's input, (B, len(src), H, W) in model space."""
+    """The exported network's input, (B, len(src)·(2·context_slices+1), H, W) in model space."""
 
     multiple_of: int = Field(default=16, description="the model pads H and W to this multiple itself")
     min_size: int = 16
     max_size: int = 1024
     trained_slice_size: int | None = None
+    context_slices: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_CONTEXT_SLICES,
+        description="axial neighbours on each side fed with every source slice (2.5D input, synnet.neighbours)",
+    )
+
+    @property
+    def slices_per_source(self) -> int:
+        return slices_per_source(self.context_slices)
 
 
 class TrainingDataSpec(BaseModel):
@@ -149,6 +160,11 @@ class ModelManifest(BaseModel):
         return [parse_modality(v) for v in value]
 
     @property
+    def input_channels(self) -> int:
+        """Channels of the network's ``x``: every source with its axial neighbours."""
+        return len(self.src) * self.input.slices_per_source
+
+    @property
     def config_key(self) -> tuple[tuple[Modality, ...], tuple[Modality, ...]]:
         return tuple(self.src), tuple(self.dst)
 
@@ -180,8 +196,11 @@ def model_digest(model_path: str | Path, manifest: ModelManifest) -> str:
     """sha256 over the model file's bytes and the canonical JSON of the manifest's :data:`OUTPUT_FIELDS`."""
     digest = hashlib.sha256(bytes.fromhex(sha256_file(model_path)))
     fields = manifest.model_dump(mode="json", include=set(OUTPUT_FIELDS))
-    if not fields["any_to_any"]:  # absent when false, so digests of models exported before the field stay valid
+    # fields at their default are left out, so digests of models exported before the field stay valid
+    if not fields["any_to_any"]:
         del fields["any_to_any"]
+    if not fields["input"]["context_slices"]:
+        del fields["input"]["context_slices"]
     digest.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
 

@@ -105,7 +105,7 @@ class LoadedModel:
         return self.manifest.name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, len(src), H, W) float32 in model space → (B, len(dst), H, W) float32 on the CPU.
+        """(B, manifest.input_channels, H, W) float32 in model space → (B, len(dst), H, W) float32 on the CPU.
 
         For an any-to-any model a channel that is NaN (:func:`synnet.inference.model_input`: a
         source not given) goes to the network as zeros with ``present = 0`` for that sample.
@@ -275,16 +275,15 @@ def _warm_up(model: LoadedModel) -> None:
     manifest = model.manifest
     side = max(manifest.input.min_size, manifest.input.multiple_of, 32)
     side += (-side) % manifest.input.multiple_of
-    x = torch.rand(1, len(manifest.src), side, side, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(1, manifest.input_channels, side, side, generator=torch.Generator().manual_seed(0))
     if manifest.any_to_any:  # one source given: every other decoder arm runs
         x[:, 1:] = float("nan")
     try:
         for _ in range(WARMUP_RUNS):
             y = model.forward(x)
     except Exception as exc:
-        raise StoreError(
-            f"warm-up forward failed for input (1, {len(manifest.src)}, {side}, {side}): {str(exc).splitlines()[0]}"
-        ) from exc
+        shape = (1, manifest.input_channels, side, side)
+        raise StoreError(f"warm-up forward failed for input {shape}: {str(exc).splitlines()[0]}") from exc
     expected = (1, len(manifest.dst), side, side)
     if tuple(y.shape) != expected:
         raise StoreError(f"model returns shape {tuple(y.shape)} for a {expected} output per the manifest")

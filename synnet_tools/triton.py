@@ -6,7 +6,7 @@ For every ``<store>/<name>/{model.pt, manifest.json}`` this writes::
     <out>/<name>/manifest.json     the synnet manifest, for clients (channel order, normalization)
     <out>/<name>/<version>/model.pt
 
-The TorchScript file is the one the synnet service serves, unchanged: input (B, len(src), H, W)
+The TorchScript file is the one the synnet service serves, unchanged: input (B, channels, H, W)
 float32 in model space, output (B, len(dst), H, W). Triton batches the first axis itself, so the
 config's dims leave it out and keep H and W variable. A Triton client must do what the synnet
 service does around the network (normalize the sources with the manifest's percentiles, clip,
@@ -92,7 +92,7 @@ def config_pbtxt(
         "synnet_dst": format_modalities(manifest.dst),
         "synnet_sha256": manifest.sha256,
     }
-    channels = len(manifest.src)
+    channels = manifest.input_channels
     present = [(PRESENT_NAME, [channels])] if manifest.any_to_any else []
     lines = [
         f'name: "{manifest.name}"',

@@ -252,7 +252,7 @@ def calibrate(
     adopted = {(tuple(c.sources), c.target) for c in checks if c.adopted}
     calibration = quantile_map(manifest, fit, adopted, [c.case_id for c in cases])
     network = calibrated_network(store / name / MODEL_FILE, manifest, calibration)
-    example = verification_example(manifest.any_to_any, len(manifest.src), manifest.input.trained_slice_size)
+    example = verification_example(manifest.any_to_any, manifest.input_channels, manifest.input.trained_slice_size)
     record = OutputCalibration(
         quantiles=QUANTILES.size, rule=RULE, fit_cases=fit_ids, check_cases=[c.case_id for c in check_half],
         configurations=checks,

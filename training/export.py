@@ -28,6 +28,7 @@ from torch import nn
 import synnet
 from synnet.errors import SynnetError
 from synnet.manifest import MODEL_FILE, ModelManifest
+from synnet.neighbours import slices_per_source
 from synnet.store import staged_folder
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.models import create_model
@@ -160,10 +161,10 @@ def any_to_any_example(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return x, present
 
 
-def verification_example(any_to_any: bool, n_src: int, trained_slice_size: int | None) -> Example:
+def verification_example(any_to_any: bool, channels: int, trained_slice_size: int | None) -> Example:
     """The input an export checks itself on: the model's training window size (64 if unknown, at most 256)."""
     size = min(int(trained_slice_size or 64), 256)
-    return any_to_any_example(size) if any_to_any else example_input(n_src, size)
+    return any_to_any_example(size) if any_to_any else example_input(channels, size)
 
 
 def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str | None = None) -> ModelManifest:
@@ -177,9 +178,8 @@ def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str |
     fields = dict(checkpoint["meta"]["manifest"])
     name = name or checkpoint["config"]["name"]
     model = model_from_checkpoint(checkpoint)
-    example = verification_example(
-        bool(fields.get("any_to_any")), len(fields["src"]), fields["input"].get("trained_slice_size")
-    )
+    channels = len(fields["src"]) * slices_per_source(fields["input"].get("context_slices", 0))
+    example = verification_example(bool(fields.get("any_to_any")), channels, fields["input"].get("trained_slice_size"))
     return write_model(store_dir, name, model, example, **fields)
 
 

@@ -39,7 +39,8 @@ def test_registry_rejects_bad_requests() -> None:
 
 @pytest.mark.parametrize("name", PAIRWISE)
 def test_model_config_records_every_hyper_parameter(name: str) -> None:
-    assert model_config(name, 2, 1) == {"arch": name, "n_src": 2, "n_dst": 1, "features": 64, "depth": 4}
+    expected = {"arch": name, "n_src": 2, "n_dst": 1, "features": 64, "depth": 4, "slices_per_source": 1}
+    assert model_config(name, 2, 1) == expected
     assert model_config(name, 1, 3, features=8)["features"] == 8
 
 

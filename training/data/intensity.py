@@ -39,21 +39,32 @@ class IntensityParams:
 
 
 def augment_intensity(
-    sources: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, params: IntensityParams | None = None
+    sources: torch.Tensor,
+    mask: torch.Tensor,
+    generator: torch.Generator,
+    params: IntensityParams | None = None,
+    slices_per_source: int = 1,
 ) -> torch.Tensor:
-    """Randomly re-render ``sources`` (B, k, S, S) in [0, 1] inside ``mask`` (B, S, S); a new tensor."""
+    """Randomly re-render ``sources`` (B, k, S, S) in [0, 1] inside ``mask`` (B, S, S); a new tensor.
+
+    With 2.5D input (``slices_per_source`` adjacent channels per source) the slices of one source
+    share its rendering, as the slices of one scan do; only the noise differs between them.
+    """
     params = params or IntensityParams()
     batch, channels, height, width = sources.shape
-    shape = (batch, channels, 1, 1)
+    shape = (batch, channels // slices_per_source, 1, 1)  # one draw per source scan
 
     def uniform(low: float, high: float, size: tuple[int, ...] = shape) -> torch.Tensor:
-        return low + (high - low) * torch.rand(size, generator=generator)  # on the CPU: the generator's device
+        draw = low + (high - low) * torch.rand(size, generator=generator)  # on the CPU: the generator's device
+        return draw.repeat_interleave(slices_per_source, dim=-3)
 
     low, high = uniform(-params.max_shift, params.max_shift), uniform(1 - params.max_shift, 1 + params.max_shift)
     gamma = torch.exp(uniform(-params.log_gamma, params.log_gamma))
-    log_gain = _bias_field(uniform(-1.0, 1.0, (5, batch, channels, 1, 1)), height, width) * uniform(0.0, params.bias)
+    log_gain = _bias_field(uniform(-1.0, 1.0, (5, *shape)), height, width) * uniform(0.0, params.bias)
     noise = uniform(0.0, params.max_noise) * torch.randn((batch, channels, height, width), generator=generator)
-    sigmas = uniform(0.0, params.max_blur) * (torch.rand(shape, generator=generator) < 0.5)
+    sigmas = uniform(0.0, params.max_blur) * (torch.rand(shape, generator=generator) < 0.5).repeat_interleave(
+        slices_per_source, dim=1
+    )
     low, high, gamma, log_gain, noise, sigmas = (
         t.to(sources.device, sources.dtype) for t in (low, high, gamma, log_gain, noise, sigmas)
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synnet.modalities import Modality, check_disjoint, format_modalities, parse_modalities
+from synnet.neighbours import neighbour_stack, slices_per_source
 from synnet.normalization import IntensityRange, NormalizationParams, brain_mask, normalize
 from training.data.brats import LoadedCase
 from training.data.errors import DataError
@@ -38,7 +39,8 @@ class SliceStack:
         case_id: the subject the slices come from (splits are by subject).
         src: source modalities, in channel order.
         dst: target modalities, in channel order.
-        sources: (N, len(src), X, Y) float32 in [0, 1], zero outside the brain.
+        sources: (N, len(src)·(2·context+1), X, Y) float32 in [0, 1], zero outside the brain: each
+            source with its axial neighbours when extracted with ``context`` (:mod:`synnet.neighbours`).
         targets: (N, len(dst), X, Y) float32 in [0, 1], zero outside the brain.
         masks: (N, X, Y) bool brain mask (union of the nonzero source voxels).
         slice_indices: (N,) int axial index z of each slice in the volume.
@@ -93,6 +95,7 @@ def extract_slices(
     dst: Sequence[Modality | str],
     params: NormalizationParams | None = None,
     min_brain_fraction: float = DEFAULT_MIN_BRAIN_FRACTION,
+    context: int = 0,
 ) -> SliceStack:
     """Normalize one case per volume and cut it into axial slices with enough brain.
 
@@ -102,6 +105,8 @@ def extract_slices(
         dst: target modalities (channel order of ``targets``), disjoint from ``src``.
         params: normalization percentiles (the manifest's); defaults to 0.5 / 99.5.
         min_brain_fraction: see :func:`brain_slice_indices`.
+        context: axial neighbours on each side stacked with every source slice (2.5D input); the
+            neighbours of a kept slice are taken whether or not they are kept themselves.
 
     Returns:
         A :class:`SliceStack`; it may hold zero slices if no slice has enough brain.
@@ -122,7 +127,7 @@ def extract_slices(
     mask = brain_mask([case.images[m] for m in src_m])
     z = brain_slice_indices(mask, min_brain_fraction)
     ranges: dict[Modality, IntensityRange] = {}
-    sources = _normalized_slices(case, src_m, mask, z, params, ranges)
+    sources = _normalized_slices(case, src_m, mask, z, params, ranges, context)
     targets = _normalized_slices(case, dst_m, mask, z, params, ranges)
     masks = np.ascontiguousarray(np.moveaxis(mask[:, :, z], -1, 0))
     logger.debug("case %s: kept %d of %d axial slices", case.case_id, len(z), mask.shape[-1])
@@ -186,14 +191,17 @@ def _normalized_slices(
     z: np.ndarray,
     params: NormalizationParams,
     ranges: dict[Modality, IntensityRange],
+    context: int = 0,
 ) -> np.ndarray:
-    """(N, C, X, Y) float32: each volume normalized whole, then only the kept slices stored."""
+    """(N, C·(2·context+1), X, Y) float32: each volume normalized whole, then only the kept slices
+    stored, each with its ``context`` axial neighbours on either side."""
     x, y = mask.shape[:2]
     modalities = list(modalities)
-    out = np.empty((len(z), len(modalities), x, y), dtype=np.float32)
+    per_source = slices_per_source(context)
+    out = np.empty((len(z), len(modalities) * per_source, x, y), dtype=np.float32)
     for channel, modality in enumerate(modalities):
         volume, ranges[modality] = normalize(case.images[modality], mask, params)
-        out[:, channel] = np.moveaxis(volume[:, :, z], -1, 0)
+        out[:, channel * per_source : (channel + 1) * per_source] = neighbour_stack(volume[None], z, context)
     return out
 
 

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from synnet.modalities import Modality, check_disjoint, parse_modalities
+from synnet.neighbours import MAX_CONTEXT_SLICES
 from training.fitting.config import ConfigError, FitConfig, default_name
 from training.losses import list_losses
 from training.models import is_any_to_any, list_models
@@ -130,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help=f"side of the random training windows around the brain (default: {_default('slice_size')})",
+    )
+    data.add_argument(
+        "--context-slices",
+        type=int,
+        metavar="K",
+        help="2.5D input: feed every source slice with its K axial neighbours on each side as extra channels "
+        f"(synnet.neighbours; not with --arch unified) (default: {_default('context_slices')})",
     )
 
     augment = parser.add_argument_group("augmentation (identical for sources, targets and mask)")
@@ -382,6 +390,10 @@ def _checked(config: FitConfig) -> FitConfig:
         raise ConfigError(
             f"need 0 <= --max-rotation <= 45 and 0 <= --max-scale < 0.5, got {data.max_rotation}, {data.max_scale}"
         )
+    if not 0 <= data.context_slices <= MAX_CONTEXT_SLICES:
+        raise ConfigError(f"--context-slices must be from 0 to {MAX_CONTEXT_SLICES}, got {data.context_slices}")
+    if data.context_slices and is_any_to_any(model.arch):
+        raise ConfigError("--context-slices is not available with --arch unified (its arms take one slice each)")
     if not 0 <= data.min_brain_fraction <= 1:
         raise ConfigError(f"--min-brain-fraction must be in [0, 1], got {data.min_brain_fraction}")
     if config.runtime.workers < 0:

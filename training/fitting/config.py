@@ -48,6 +48,7 @@ class DataConfig:
     min_brain_fraction: float = 0.05
     val_max_slices: int | None = None
     slice_size: int = 160
+    context_slices: int = 0  # 2.5D: axial neighbours on each side stacked with every source slice (synnet.neighbours)
     augment: bool = True
     max_rotation: float = 10.0
     max_scale: float = 0.1

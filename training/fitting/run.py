@@ -22,6 +22,7 @@ import torch
 
 from synnet.manifest import ModelManifest
 from synnet.modalities import parse_modalities
+from synnet.neighbours import slices_per_source
 from training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, warm_start
 from training.export import export_checkpoint
 from training.fitting.config import ConfigError, FitConfig, ModelConfig, describe
@@ -80,6 +81,7 @@ def static_manifest_fields(
             "multiple_of": multiple_of,
             "min_size": max(16, multiple_of),
             "trained_slice_size": config.data.slice_size,
+            "context_slices": config.data.context_slices,
         },
         "training_data": {
             "source": data.source,
@@ -148,6 +150,8 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
     hyper = {"features": config.model.features, "depth": config.model.depth}
     if config.model.fusion is not None:
         hyper["fusion"] = config.model.fusion
+    if config.data.context_slices:  # only then: the unified builder takes no slices_per_source
+        hyper["slices_per_source"] = slices_per_source(config.data.context_slices)
     architecture = model_config(config.model.arch, len(src), len(dst), **hyper)
     torch.manual_seed(config.runtime.seed)  # identical initial weights on every rank and on every rerun
     model = create_model(config.model.arch, len(src), len(dst), **hyper)

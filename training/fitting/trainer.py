@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from synnet.errors import SynnetError
+from synnet.neighbours import slices_per_source
 from training.checkpoint import BEST, LAST, Checkpoint, restore_rng_state, rng_state, save_checkpoint
 from training.data.augment import NO_AUGMENTATION, Augmenter, AugmentParams
 from training.data.dataset import SliceDataset
@@ -196,7 +197,8 @@ class Trainer:
             warped = warp_with_tumour(self.augmenter, sources, targets, brain, tumour, generator)
             sources, targets, brain, tumour = warped
             if self.config.data.intensity_augment:
-                sources = augment_intensity(sources, brain, generator)
+                per_source = slices_per_source(self.config.data.context_slices)
+                sources = augment_intensity(sources, brain, generator, slices_per_source=per_source)
             if self.precision.channels_last:
                 sources = sources.contiguous(memory_format=torch.channels_last)
             with self.precision.autocast():

@@ -28,22 +28,24 @@ class PlainCNN(nn.Module):
         n_dst: output channels (targets), ≥ 1.
         features: feature maps per block.
         depth: the SynNet pooling depth whose conv budget to match (no pooling happens here).
+        slices_per_source: channels per source (1, or more for 2.5D input), all in the first layer.
     """
 
-    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4) -> None:
+    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> None:
         super().__init__()
         self.n_src = n_src
-        channels = [n_src] + [features] * (2 * depth)
+        self.channels = n_src * slices_per_source
+        channels = [n_src * slices_per_source] + [features] * (2 * depth)
         self.body = nn.Sequential(*[conv_bn_relu(c, features) for c in channels])
         self.synthesis = nn.Conv2d(features, n_dst, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n_src, H, W) → (B, n_dst, H, W); no padding needed, every block keeps H×W."""
-        check_input(x, self.n_src)
+        check_input(x, self.channels)
         return self.synthesis(self.body(x))
 
 
 @register_model("cnn")
-def cnn(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4) -> PlainCNN:
+def cnn(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> PlainCNN:
     """CM-1: plain CNN (no unpooling, no upsampling, no skips), 2·depth + 1 conv blocks."""
-    return PlainCNN(n_src, n_dst, features=features, depth=depth)
+    return PlainCNN(n_src, n_dst, features=features, depth=depth, slices_per_source=slices_per_source)

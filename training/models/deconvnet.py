@@ -25,20 +25,22 @@ class DeconvNet(nn.Module):
         n_dst: output channels (targets), ≥ 1.
         features: feature maps per block.
         depth: number of 2×2 poolings.
+        slices_per_source: channels per source (1, or more for 2.5D input), all in the first layer.
     """
 
-    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4) -> None:
+    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> None:
         super().__init__()
         self.n_src = n_src
+        self.channels = n_src * slices_per_source
         self.multiple = 2**depth
-        self.encoder = PoolingEncoder(n_src, features, depth)
+        self.encoder = PoolingEncoder(n_src * slices_per_source, features, depth)
         self.bottleneck = conv_bn_relu(features, features)
         self.decoder = nn.ModuleList([conv_bn_relu(features, features) for _ in range(depth)])
         self.synthesis = nn.Conv2d(features, n_dst, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n_src, H, W) → (B, n_dst, H, W); pads to a multiple of 2^depth and crops back."""
-        check_input(x, self.n_src)
+        check_input(x, self.channels)
         height, width = x.shape[2], x.shape[3]
         x, skips, indices = self.encoder(pad_to_multiple(x, self.multiple))
         x = self.bottleneck(x)
@@ -51,6 +53,6 @@ class DeconvNet(nn.Module):
 
 
 @register_model("deconvnet")
-def deconvnet(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4) -> DeconvNet:
+def deconvnet(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> DeconvNet:
     """CM-2: Deconv-net (unpooling with pooling indices, no skips)."""
-    return DeconvNet(n_src, n_dst, features=features, depth=depth)
+    return DeconvNet(n_src, n_dst, features=features, depth=depth, slices_per_source=slices_per_source)

@@ -66,30 +66,34 @@ class SynNet(nn.Module):
     """SynNet with ``n_src`` encoder arms and ``n_dst`` decoder arms (see the module docstring).
 
     Args:
-        n_src: number of source modalities k (input channels, one arm each), ≥ 1.
+        n_src: number of source modalities k (one arm each), ≥ 1.
         n_dst: number of target modalities m (output channels, one arm each), ≥ 1.
         features: feature maps in every block (the paper uses 64).
         depth: number of 2×2 poolings (the paper's figure shows 4).
+        slices_per_source: input channels of each arm: 1, or the slice and its axial neighbours
+            for 2.5D input (:mod:`synnet.neighbours`; a source's channels are adjacent).
     """
 
-    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4) -> None:
+    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> None:
         super().__init__()
         self.n_src = n_src
+        self.slices_per_source = slices_per_source
         self.multiple = 2**depth
-        self.encoders = nn.ModuleList([PoolingEncoder(1, features, depth) for _ in range(n_src)])
+        self.encoders = nn.ModuleList([PoolingEncoder(slices_per_source, features, depth) for _ in range(n_src)])
         self.bottleneck = conv_bn_relu(n_src * features, features)
         self.decoders = nn.ModuleList([DecoderArm(features, n_src * features, depth) for _ in range(n_dst)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, n_src, H, W) in model space → (B, n_dst, H, W), channels in ``src``/``dst`` order."""
-        check_input(x, self.n_src)
+        """(B, n_src·slices_per_source, H, W) in model space → (B, n_dst, H, W), channels in ``src``/``dst`` order."""
+        per_source = self.slices_per_source
+        check_input(x, self.n_src * per_source)
         height, width = x.shape[2], x.shape[3]
         x = pad_to_multiple(x, self.multiple)
         deepest: list[torch.Tensor] = []
         arm_skips: list[list[torch.Tensor]] = []
         arm_indices: list[list[torch.Tensor]] = []
         for arm, encoder in enumerate(self.encoders):
-            deep, skips, indices = encoder(x[:, arm : arm + 1])
+            deep, skips, indices = encoder(x[:, arm * per_source : (arm + 1) * per_source])
             deepest.append(deep)
             arm_skips.append(skips)
             arm_indices.append(indices)
@@ -118,6 +122,6 @@ def _fuse_skips(
 
 
 @register_model("synnet")
-def synnet(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4) -> SynNet:
+def synnet(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> SynNet:
     """The paper's SynNet: pooling-index unpooling plus long skips (Table 1, last row)."""
-    return SynNet(n_src, n_dst, features=features, depth=depth)
+    return SynNet(n_src, n_dst, features=features, depth=depth, slices_per_source=slices_per_source)

@@ -28,13 +28,15 @@ class UNet(nn.Module):
         n_dst: output channels (targets), ≥ 1.
         features: feature maps per block.
         depth: number of 2×2 poolings.
+        slices_per_source: channels per source (1, or more for 2.5D input), all in the first layer.
     """
 
-    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4) -> None:
+    def __init__(self, n_src: int, n_dst: int, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> None:
         super().__init__()
         self.n_src = n_src
+        self.channels = n_src * slices_per_source
         self.multiple = 2**depth
-        channels = [n_src] + [features] * (depth - 1)
+        channels = [n_src * slices_per_source] + [features] * (depth - 1)
         self.encoder = nn.ModuleList([conv_bn_relu(c, features) for c in channels])
         self.bottleneck = conv_bn_relu(features, features)
         self.decoder = nn.ModuleList([conv_bn_relu(2 * features, features) for _ in range(depth)])
@@ -42,7 +44,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, n_src, H, W) → (B, n_dst, H, W); pads to a multiple of 2^depth and crops back."""
-        check_input(x, self.n_src)
+        check_input(x, self.channels)
         height, width = x.shape[2], x.shape[3]
         x = pad_to_multiple(x, self.multiple)
         skips: list[torch.Tensor] = []
@@ -61,6 +63,6 @@ class UNet(nn.Module):
 
 
 @register_model("unet")
-def unet(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4) -> UNet:
+def unet(n_src: int, n_dst: int, *, features: int = 64, depth: int = 4, slices_per_source: int = 1) -> UNet:
     """CM-3: U-Net (bilinear upsampling and long skips, no unpooling)."""
-    return UNet(n_src, n_dst, features=features, depth=depth)
+    return UNet(n_src, n_dst, features=features, depth=depth, slices_per_source=slices_per_source)
