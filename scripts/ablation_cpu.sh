@@ -35,6 +35,7 @@ declare -A arms=(
   [m_histogram_bands_3]="$h --histogram-weight 3 $bands"
   [n_context_1]="$h --context-slices 1"
   [o_context_2]="$h --context-slices 2"
+  [p_median_anchor]="$h --target-anchor median"
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

@@ -31,6 +31,7 @@ CHANGES = {
     "m_histogram_bands_3": "`l` with the term weighed 3 instead of 10 (`--histogram-weight 3`)",
     "n_context_1": "`h` with 2.5D input: each source slice with its neighbours ±1 (`--context-slices 1`)",
     "o_context_2": "`h` with 2.5D input, neighbours ±2 (`--context-slices 2`)",
+    "p_median_anchor": "`h` with targets scaled so the brain median sits at 0.3 (`--target-anchor median`)",
 }
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from synnet.modalities import Modality, check_disjoint, parse_modalities
 from synnet.neighbours import MAX_CONTEXT_SLICES
+from synnet.normalization import MEDIAN_LEVEL
+from training.data.slices import TARGET_ANCHORS
 from training.fitting.config import ConfigError, FitConfig, default_name
 from training.losses import list_losses
 from training.models import is_any_to_any, list_models
@@ -138,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="2.5D input: feed every source slice with its K axial neighbours on each side as extra channels "
         f"(synnet.neighbours; not with --arch unified) (default: {_default('context_slices')})",
+    )
+    data.add_argument(
+        "--target-anchor",
+        choices=TARGET_ANCHORS,
+        help="scale each target like the sources (its 0.5/99.5 percentiles in the brain), or with the brain's "
+        f"median at {MEDIAN_LEVEL} (not with --arch unified) (default: {_default('target_anchor')})",
     )
 
     augment = parser.add_argument_group("augmentation (identical for sources, targets and mask)")
@@ -394,6 +402,8 @@ def _checked(config: FitConfig) -> FitConfig:
         raise ConfigError(f"--context-slices must be from 0 to {MAX_CONTEXT_SLICES}, got {data.context_slices}")
     if data.context_slices and is_any_to_any(model.arch):
         raise ConfigError("--context-slices is not available with --arch unified (its arms take one slice each)")
+    if data.target_anchor != "percentile" and is_any_to_any(model.arch):
+        raise ConfigError("--target-anchor is not available with --arch unified (its targets are also its sources)")
     if not 0 <= data.min_brain_fraction <= 1:
         raise ConfigError(f"--min-brain-fraction must be in [0, 1], got {data.min_brain_fraction}")
     if config.runtime.workers < 0:

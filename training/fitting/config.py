@@ -49,6 +49,7 @@ class DataConfig:
     val_max_slices: int | None = None
     slice_size: int = 160
     context_slices: int = 0  # 2.5D: axial neighbours on each side stacked with every source slice (synnet.neighbours)
+    target_anchor: str = "percentile"  # targets scaled like the sources, or "median" (training.data.slices)
     augment: bool = True
     max_rotation: float = 10.0
     max_scale: float = 0.1

@@ -190,9 +190,11 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
                 stacks.append(extract_available_slices(loaded, params, config.data.min_brain_fraction))
             else:
                 loaded = load_case(cases[case_id], (*src, *dst), load_seg=seg)
-                stacks.append(
-                    extract_slices(loaded, src, dst, params, config.data.min_brain_fraction, config.data.context_slices)
+                data = config.data
+                stack = extract_slices(
+                    loaded, src, dst, params, data.min_brain_fraction, data.context_slices, data.target_anchor
                 )
+                stacks.append(stack)
         return stacks
 
     # the segmentation is read only to weight the loss inside the tumour (--tumour-weight)
