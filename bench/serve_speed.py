@@ -226,11 +226,13 @@ def peak_rows(args: argparse.Namespace, device: torch.device) -> tuple[list[Row]
 
 
 def load_torchscript(args: argparse.Namespace, device: torch.device) -> tuple[torch.jit.ScriptModule, int, str]:
-    """The served TorchScript file and its number of sources.
+    """The served TorchScript file and its number of input channels (sources × slices per source).
 
     When the file is absent or does not load (a torch older than the one that saved it), the
     manifest's architecture (else SynNet 64×4, one source) with random weights, frozen as export does.
     """
+    from synnet.neighbours import slices_per_source
+
     folder = args.model_store / args.model
     architecture = {"name": "synnet", "params": {"n_src": 1, "n_dst": 1, "features": 64, "depth": 4}}
     why = f"{folder} not found"
@@ -239,7 +241,8 @@ def load_torchscript(args: argparse.Namespace, device: torch.device) -> tuple[to
         architecture = manifest["architecture"]
         try:
             module = torch.jit.load(str(folder / manifest["model_file"]), map_location=device)
-            return module.eval(), len(manifest["src"]), str(folder)
+            channels = len(manifest["src"]) * slices_per_source(manifest["input"].get("context_slices", 0))
+            return module.eval(), channels, str(folder)
         except RuntimeError as error:
             why = f"{folder} did not load: {str(error).splitlines()[0][:100]}"
     from training.models import create_model
@@ -249,7 +252,8 @@ def load_torchscript(args: argparse.Namespace, device: torch.device) -> tuple[to
     model = create_model(architecture["name"], n_src, n_dst, **params).eval().to(device)
     # Export freezes without folding BatchNorm; so the graph is the served one's.
     frozen = torch.jit.freeze(torch.jit.script(model), optimize_numerics=False)
-    return frozen, n_src, f"{architecture['name']} {params} with random weights ({why})"
+    channels = n_src * params.get("slices_per_source", 1)
+    return frozen, channels, f"{architecture['name']} {params} with random weights ({why})"
 
 
 def count_flops(module: torch.jit.ScriptModule, shape: tuple[int, ...], device: torch.device) -> float:

@@ -201,6 +201,8 @@ def model_digest(model_path: str | Path, manifest: ModelManifest) -> str:
         del fields["any_to_any"]
     if not fields["input"]["context_slices"]:
         del fields["input"]["context_slices"]
+    if fields["normalization"]["target_anchor"] == "percentile":
+        del fields["normalization"]["target_anchor"]
     digest.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from synnet.errors import SynnetError
 from synnet.manifest import ModelManifest
-from synnet.normalization import NormalizationParams, normalize
+from synnet.normalization import NormalizationParams, normalize, normalize_target
 from synnet.scores import MetricReport
 
 WINDOW_SIZE = 11
@@ -239,7 +239,7 @@ def compute_metrics(
         truth: the real image in raw units, same shape.
         mask: bool brain mask the prediction was made with, same shape.
     """
-    truth_model_space, _ = normalize(truth, mask, manifest.normalization)
+    truth_model_space, _ = normalize_target(truth, mask, manifest.normalization)
     return evaluate(pred_model_space, truth_model_space, mask)
 
 

@@ -35,12 +35,11 @@ def neighbour_stack(volumes: np.ndarray, z: np.ndarray, context: int) -> np.ndar
         z: (n,) axial indices of the slices to stack, each in [0, Z).
         context: neighbours on each side (0: the slices themselves, ``(n, C, X, Y)``).
     """
-    depth = volumes.shape[-1]
-    offsets = np.arange(-context, context + 1)
-    chosen = np.clip(np.asarray(z)[:, None] + offsets[None, :], 0, depth - 1)  # (n, s)
-    n, per_source = chosen.shape
-    picked = volumes[..., chosen]  # (C, X, Y, n, s)
-    stacked = np.transpose(picked, (3, 0, 4, 1, 2))  # (n, C, s, X, Y)
-    return np.ascontiguousarray(
-        stacked.reshape(n, volumes.shape[0] * per_source, *volumes.shape[1:3]), dtype=np.float32
-    )
+    z = np.asarray(z)
+    channels, rows, cols, depth = volumes.shape
+    per_source = slices_per_source(context)
+    # filled one offset at a time: the peak is the result plus one offset's slices, not two results
+    out = np.empty((z.size, channels, per_source, rows, cols), dtype=np.float32)
+    for position, offset in enumerate(range(-context, context + 1)):
+        out[:, :, position] = np.moveaxis(volumes[..., np.clip(z + offset, 0, depth - 1)], -1, 0)
+    return out.reshape(z.size, channels * per_source, rows, cols)

@@ -22,6 +22,7 @@ skull-stripped, so background is exactly zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,11 @@ class NormalizationParams(BaseModel):
     method: str = Field(default="percentile", description="percentile min-max inside the brain mask")
     lower_percentile: float = Field(default=0.5, ge=0.0, lt=50.0)
     upper_percentile: float = Field(default=99.5, gt=50.0, le=100.0)
+    target_anchor: Literal["percentile", "median"] = Field(
+        default="percentile",
+        description="how the model's targets were scaled in training, so truths are compared in the same space: "
+        "like the sources, or with the brain median at MEDIAN_LEVEL (normalize_target)",
+    )
 
 
 class IntensityRange(BaseModel):
@@ -90,6 +96,15 @@ def median_anchored_range(
     if median <= percentile_range.lo:  # half the brain at the floor: no level to anchor on
         return percentile_range
     return IntensityRange(lo=percentile_range.lo, hi=percentile_range.lo + (median - percentile_range.lo) / level)
+
+
+def normalize_target(
+    image: np.ndarray, mask: np.ndarray, params: NormalizationParams
+) -> tuple[np.ndarray, IntensityRange]:
+    """A target (or a truth to score against one) in the model's output space: :func:`normalize`
+    over the range ``params.target_anchor`` chooses."""
+    value_range = median_anchored_range(image, mask, params) if params.target_anchor == "median" else None
+    return normalize(image, mask, params, value_range)
 
 
 def normalize(

@@ -6,8 +6,9 @@ For every ``<store>/<name>/{model.pt, manifest.json}`` this writes::
     <out>/<name>/manifest.json     the synnet manifest, for clients (channel order, normalization)
     <out>/<name>/<version>/model.pt
 
-The TorchScript file is the one the synnet service serves, unchanged: input (B, channels, H, W)
-float32 in model space, output (B, len(dst), H, W). Triton batches the first axis itself, so the
+The TorchScript file is the one the synnet service serves, unchanged: input (B, len(src), H, W)
+float32 in model space (len(src)·(2K+1) channels for a 2.5D model: each source's slices z−K … z+K,
+K = ``input.context_slices``), output (B, len(dst), H, W). Triton batches the first axis itself, so the
 config's dims leave it out and keep H and W variable. A Triton client must do what the synnet
 service does around the network (normalize the sources with the manifest's percentiles, clip,
 map back with ``output_reference``); docs/deployment.md shows how.
@@ -90,10 +91,11 @@ def config_pbtxt(
     parameters = {
         "synnet_src": format_modalities(manifest.src),
         "synnet_dst": format_modalities(manifest.dst),
+        "synnet_context_slices": str(manifest.input.context_slices),
         "synnet_sha256": manifest.sha256,
     }
     channels = manifest.input_channels
-    present = [(PRESENT_NAME, [channels])] if manifest.any_to_any else []
+    present = [(PRESENT_NAME, [len(manifest.src)])] if manifest.any_to_any else []
     lines = [
         f'name: "{manifest.name}"',
         f'platform: "{PLATFORM}"',

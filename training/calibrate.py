@@ -233,6 +233,8 @@ def calibrate(
     manifest = model.manifest
     if manifest.output_calibration is not None:
         raise CalibrationError(f"{name} is already calibrated; calibrate the model training.export wrote")
+    if manifest.normalization.target_anchor != "percentile":  # its maps are fitted to percentile-scaled truths
+        raise CalibrationError(f"{name} was trained with --target-anchor {manifest.normalization.target_anchor}")
     cases = training_cases(manifest, folders)
     if len(cases) < 2:
         raise CalibrationError(f"{name}: {len(cases)} of its training cases found in {', '.join(map(str, folders))}")

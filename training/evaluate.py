@@ -45,7 +45,7 @@ from synnet.evaluation import EvaluationRecord
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
-from synnet.normalization import brain_mask, normalize
+from synnet.normalization import brain_mask, normalize_target
 from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel, ModelStore
 from training.configurations import evaluate_configurations
@@ -88,7 +88,7 @@ class CasePrediction:
 
     def model_space(self, modality: Modality, manifest: ModelManifest) -> np.ndarray:
         """A real image of the case in model space, normalized as the service normalizes what it is sent."""
-        return normalize(self.loaded.images[modality], self.mask, manifest.normalization)[0]
+        return normalize_target(self.loaded.images[modality], self.mask, manifest.normalization)[0]
 
 
 def predict_case(model: LoadedModel, case: BratsCase, batch_size: int) -> CasePrediction:

@@ -54,7 +54,7 @@ def export_torchscript(
 
     Args:
         model: the network; it is put in eval mode (BatchNorm uses its running statistics).
-        example: an input (B, n_src, H, W) on the model's device used for the comparison, or the
+        example: an input (B, channels, H, W) on the model's device used for the comparison, or the
             any-to-any model's ``(x (B, 4, H, W), present (B, 4))``.
         path: where to write the TorchScript file.
         verify: reload the saved file and compare its output on ``example`` with eager's.
@@ -117,7 +117,7 @@ def write_model(
         store_dir: the model store (``model_store``).
         name: the model's folder name and manifest name.
         model: the network; exported from the CPU.
-        example: an input (B, n_src, H, W) for the export's self-check.
+        example: an input (B, channels, H, W) for the export's self-check.
         manifest_fields: the remaining :class:`ModelManifest` fields (src, dst, architecture,
             loss, normalization, output_reference, input, training_data, training, validation...).
 
@@ -147,10 +147,10 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
     return model
 
 
-def example_input(n_src: int, size: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
-    """A reproducible model-space input (B, n_src, size, size) in [0, 1] for the export check."""
+def example_input(channels: int, size: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A reproducible model-space input (B, channels, size, size) in [0, 1] for the export check."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(batch, n_src, size, size, generator=generator)
+    return torch.rand(batch, channels, size, size, generator=generator)
 
 
 def any_to_any_example(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from synnet.normalization import MEDIAN_LEVEL, denormalize, intensity_range, median_anchored_range, normalize
+from synnet.manifest import ModelManifest, model_digest
+from synnet.metrics import compute_metrics
+from synnet.normalization import (
+    MEDIAN_LEVEL,
+    NormalizationParams,
+    brain_mask,
+    denormalize,
+    intensity_range,
+    median_anchored_range,
+    normalize,
+    normalize_target,
+)
 from training.data.brats import find_cases, load_case
-from training.data.errors import DataError
 from training.data.slices import extract_slices
 from training.fitting.cli import build_parser, make_config
 from training.fitting.config import ConfigError
+from training.fitting.data import prepare_data
+from training.fitting.run import run
 
 
 def test_the_median_lands_on_the_level_and_the_bright_tail_is_clipped() -> None:
@@ -40,17 +55,59 @@ def test_a_brain_whose_median_is_its_floor_falls_back_to_the_percentiles() -> No
 def test_only_the_targets_move_and_their_range_is_recorded(tiny_root: Path) -> None:
     case = load_case(find_cases(tiny_root)[0], ["T1", "T2"])
     plain = extract_slices(case, ["T1"], ["T2"], min_brain_fraction=0.1)
-    anchored = extract_slices(case, ["T1"], ["T2"], min_brain_fraction=0.1, target_anchor="median")
+    median = NormalizationParams(target_anchor="median")
+    anchored = extract_slices(case, ["T1"], ["T2"], median, min_brain_fraction=0.1)
     np.testing.assert_array_equal(plain.sources, anchored.sources)
     brain = anchored.masks
     assert np.median(anchored.targets[:, 0][brain]) == pytest.approx(MEDIAN_LEVEL, abs=0.02)
     assert abs(np.median(plain.targets[:, 0][brain]) - MEDIAN_LEVEL) > 0.05  # the anchor changed something
     assert anchored.ranges["T2"] != plain.ranges["T2"] and anchored.ranges["T1"] == plain.ranges["T1"]
-    with pytest.raises(DataError, match="target_anchor must be one of percentile, median"):
-        extract_slices(case, ["T1"], ["T2"], target_anchor="mean")
+
+
+def test_a_truth_is_scored_in_the_space_the_model_was_trained_in(tiny_root: Path) -> None:
+    """A prediction equal to the anchored target scores perfectly only if the truth is anchored too."""
+    case = load_case(find_cases(tiny_root)[0], ["T1", "T2"])
+    truth = case.images["T2"]
+    mask = brain_mask([case.images["T1"]])
+    manifest = SimpleNamespace(normalization=NormalizationParams(target_anchor="median"))
+    perfect = normalize_target(truth, mask, manifest.normalization)[0]
+    assert compute_metrics(perfect, truth, mask, manifest).psnr == math.inf
+    plain = SimpleNamespace(normalization=NormalizationParams())
+    assert compute_metrics(perfect, truth, mask, plain).psnr < 40
+
+
+def test_the_anchor_is_sealed_by_the_digest(tmp_path: Path) -> None:
+    model_file = tmp_path / "model.pt"
+    model_file.write_bytes(b"weights")
+    fields = {
+        "name": "m", "src": ["T1"], "dst": ["T2"], "architecture": {"name": "synnet"}, "loss": {"name": "joint"},
+        "training_data": {"source": "test", "n_cases": 0}, "sha256": "", "created": datetime.now(UTC),
+    }  # fmt: skip
+    plain = ModelManifest(**fields)
+    anchored = ModelManifest(**fields, normalization=NormalizationParams(target_anchor="median"))
+    assert model_digest(model_file, plain) != model_digest(model_file, anchored)
+    # the bundled models, exported before the field, still verify: tests/bundled load every one
 
 
 def test_the_unified_model_refuses_an_anchor() -> None:
     args = build_parser().parse_args(["--arch", "unified", "--target-anchor", "median"])
     with pytest.raises(ConfigError, match="--target-anchor is not available with --arch unified"):
         make_config(vars(args))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_a_fit_trains_on_anchored_targets_and_its_manifest_says_so(phantom_root: Path, tmp_path: Path) -> None:
+    argv = [
+        "--src", "T1", "--dst", "T2", "--target-anchor", "median",
+        "--features", "8", "--depth", "2", "--slice-size", "48", "--batch-size", "4", "--epochs", "1",
+        "--steps-per-epoch", "2", "--val-max-slices", "4", "--val-cases", "1", "--test-cases", "1",
+        "--data", str(phantom_root), "--out", str(tmp_path / "store"), "--run-dir", str(tmp_path / "run"),
+    ]  # fmt: skip
+    config = make_config(vars(build_parser().parse_args(argv)))
+    data = prepare_data(config)
+    brain = data.train[0].masks
+    assert np.median(data.train[0].targets[:, 0][brain]) == pytest.approx(MEDIAN_LEVEL, abs=0.02)
+    manifest = run(config).manifest
+    assert manifest.normalization.target_anchor == "median"
+    assert ModelManifest.load(tmp_path / "store" / manifest.name).sha256 == manifest.sha256

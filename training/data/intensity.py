@@ -2,8 +2,9 @@
 
 The geometric augmentation (:mod:`training.data.augment`) moves anatomy; this changes how the
 same anatomy is rendered, so that a model trained on 12 BraTS 2018 cases holds up on scans
-normalized another way (the BraTS 2023 pipeline, other scanners). Per source channel and slice,
-inside the brain only (the background stays 0), in model space [0, 1]:
+normalized another way (the BraTS 2023 pipeline, other scanners). Per source and slice (with 2.5D
+input a source's neighbour slices share its rendering), inside the brain only (the background
+stays 0), in model space [0, 1]:
 
 * percentile jitter: ``x -> (x - a) / (b - a)`` with ``a`` within ±``max_shift`` and ``b`` within
   1 ± ``max_shift``, as if the 0.5/99.5 percentiles had landed on other tissue;
@@ -52,6 +53,8 @@ def augment_intensity(
     """
     params = params or IntensityParams()
     batch, channels, height, width = sources.shape
+    if slices_per_source < 1 or channels % slices_per_source:
+        raise ValueError(f"{channels} source channels are not whole sources of {slices_per_source} slices each")
     shape = (batch, channels // slices_per_source, 1, 1)  # one draw per source scan
 
     def uniform(low: float, high: float, size: tuple[int, ...] = shape) -> torch.Tensor:
@@ -70,7 +73,21 @@ def augment_intensity(
     )
     x = ((sources - low) / (high - low)).clamp(0.0, 1.0)
     x = x.clamp_min(1e-6) ** gamma * torch.exp(log_gain) + noise
-    return _blur(x, sigmas).clamp(0.0, 1.0) * mask[:, None].to(sources.dtype)
+    return _blur(x, sigmas).clamp(0.0, 1.0) * _channel_brains(sources, mask, slices_per_source).to(sources.dtype)
+
+
+def _channel_brains(sources: torch.Tensor, mask: torch.Tensor, slices_per_source: int) -> torch.Tensor:
+    """Where each channel shows brain, (B, k, S, S) or (B, 1, S, S): what the re-rendering stays inside.
+
+    ``mask`` is the centre slice's brain. A neighbour slice has its own, which inference leaves as it
+    is: the voxels where any source's slice at that offset is nonzero (the brain mask's own rule).
+    """
+    if slices_per_source == 1:
+        return mask[:, None]
+    batch, channels, height, width = sources.shape
+    by_offset = (sources.reshape(batch, -1, slices_per_source, height, width) != 0).any(dim=1)
+    by_offset[:, slices_per_source // 2] = mask
+    return by_offset.repeat(1, channels // slices_per_source, 1, 1)
 
 
 def _bias_field(coefficients: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ import numpy as np
 
 from synnet.modalities import Modality, check_disjoint, format_modalities, parse_modalities
 from synnet.neighbours import neighbour_stack, slices_per_source
-from synnet.normalization import IntensityRange, NormalizationParams, brain_mask, median_anchored_range, normalize
+from synnet.normalization import IntensityRange, NormalizationParams, brain_mask, normalize, normalize_target
 from training.data.brats import LoadedCase
 from training.data.errors import DataError
 
@@ -29,9 +29,6 @@ logger = logging.getLogger(__name__)
 # A mid-brain BraTS slice has ~20 000 brain pixels out of 240 x 240 = 57 600 (a fraction ~0.35);
 # 0.05 keeps the cerebellum and the vertex but drops the last few slivers.
 DEFAULT_MIN_BRAIN_FRACTION = 0.05
-# How targets are scaled to [0, 1]: like the sources (the 0.5/99.5 percentiles), or with the brain's median at a
-# fixed level (synnet.normalization.median_anchored_range; docs/results/diagnosis.md, finding 3)
-TARGET_ANCHORS = ("percentile", "median")
 
 
 @dataclass
@@ -99,7 +96,6 @@ def extract_slices(
     params: NormalizationParams | None = None,
     min_brain_fraction: float = DEFAULT_MIN_BRAIN_FRACTION,
     context: int = 0,
-    target_anchor: str = "percentile",
 ) -> SliceStack:
     """Normalize one case per volume and cut it into axial slices with enough brain.
 
@@ -107,12 +103,11 @@ def extract_slices(
         case: from :func:`training.data.brats.load_case`, holding every src and dst modality.
         src: input modalities (channel order of ``sources``).
         dst: target modalities (channel order of ``targets``), disjoint from ``src``.
-        params: normalization percentiles (the manifest's); defaults to 0.5 / 99.5.
+        params: the manifest's normalization; defaults to 0.5 / 99.5 for sources and targets alike
+            (``params.target_anchor``: how targets are scaled, :func:`synnet.normalization.normalize_target`).
         min_brain_fraction: see :func:`brain_slice_indices`.
         context: axial neighbours on each side stacked with every source slice (2.5D input); the
             neighbours of a kept slice are taken whether or not they are kept themselves.
-        target_anchor: how the targets are scaled: ``percentile`` like the sources, or ``median``
-            (:func:`synnet.normalization.median_anchored_range`); ``ranges`` records what was used.
 
     Returns:
         A :class:`SliceStack`; it may hold zero slices if no slice has enough brain.
@@ -134,11 +129,7 @@ def extract_slices(
     z = brain_slice_indices(mask, min_brain_fraction)
     ranges: dict[Modality, IntensityRange] = {}
     sources = _normalized_slices(case, src_m, mask, z, params, ranges, context)
-    if target_anchor not in TARGET_ANCHORS:
-        raise DataError(
-            f"target_anchor must be one of {', '.join(TARGET_ANCHORS)}, got {target_anchor!r}", code="bad_slices"
-        )
-    targets = _normalized_slices(case, dst_m, mask, z, params, ranges, anchor=target_anchor)
+    targets = _normalized_slices(case, dst_m, mask, z, params, ranges, as_targets=True)
     masks = np.ascontiguousarray(np.moveaxis(mask[:, :, z], -1, 0))
     logger.debug("case %s: kept %d of %d axial slices", case.case_id, len(z), mask.shape[-1])
     return SliceStack(
@@ -202,17 +193,17 @@ def _normalized_slices(
     params: NormalizationParams,
     ranges: dict[Modality, IntensityRange],
     context: int = 0,
-    anchor: str = "percentile",
+    as_targets: bool = False,
 ) -> np.ndarray:
-    """(N, C·(2·context+1), X, Y) float32: each volume normalized whole (over the range ``anchor``
-    chooses), then only the kept slices stored, each with its ``context`` axial neighbours on either side."""
+    """(N, C·(2·context+1), X, Y) float32: each volume normalized whole (as a source, or as a target),
+    then only the kept slices stored, each with its ``context`` axial neighbours on either side."""
     x, y = mask.shape[:2]
     modalities = list(modalities)
     per_source = slices_per_source(context)
     out = np.empty((len(z), len(modalities) * per_source, x, y), dtype=np.float32)
     for channel, modality in enumerate(modalities):
-        value_range = median_anchored_range(case.images[modality], mask, params) if anchor == "median" else None
-        volume, ranges[modality] = normalize(case.images[modality], mask, params, value_range)
+        scale = normalize_target if as_targets else normalize
+        volume, ranges[modality] = scale(case.images[modality], mask, params)
         out[:, channel * per_source : (channel + 1) * per_source] = neighbour_stack(volume[None], z, context)
     return out
 

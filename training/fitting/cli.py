@@ -16,7 +16,6 @@ from typing import Any
 from synnet.modalities import Modality, check_disjoint, parse_modalities
 from synnet.neighbours import MAX_CONTEXT_SLICES
 from synnet.normalization import MEDIAN_LEVEL
-from training.data.slices import TARGET_ANCHORS
 from training.fitting.config import ConfigError, FitConfig, default_name
 from training.losses import list_losses
 from training.models import is_any_to_any, list_models
@@ -143,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--target-anchor",
-        choices=TARGET_ANCHORS,
+        choices=("percentile", "median"),
         help="scale each target like the sources (its 0.5/99.5 percentiles in the brain), or with the brain's "
         f"median at {MEDIAN_LEVEL} (not with --arch unified) (default: {_default('target_anchor')})",
     )

@@ -180,7 +180,7 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     extra = _extra_cases(config.data.extra_data, cases) if any_to_any else []
     cases.update((case.case_id, case) for case in extra)
     split.train = sorted(split.train + [case.case_id for case in extra])
-    params = NormalizationParams()
+    params = NormalizationParams(target_anchor=config.data.target_anchor)
 
     def load(ids: list[str], seg: bool = False) -> list[SliceStack]:
         stacks = []
@@ -191,10 +191,7 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
             else:
                 loaded = load_case(cases[case_id], (*src, *dst), load_seg=seg)
                 data = config.data
-                stack = extract_slices(
-                    loaded, src, dst, params, data.min_brain_fraction, data.context_slices, data.target_anchor
-                )
-                stacks.append(stack)
+                stacks.append(extract_slices(loaded, src, dst, params, data.min_brain_fraction, data.context_slices))
         return stacks
 
     # the segmentation is read only to weight the loss inside the tumour (--tumour-weight)

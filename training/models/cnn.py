@@ -40,7 +40,7 @@ class PlainCNN(nn.Module):
         self.synthesis = nn.Conv2d(features, n_dst, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, n_src, H, W) → (B, n_dst, H, W); no padding needed, every block keeps H×W."""
+        """(B, n_src·slices_per_source, H, W) → (B, n_dst, H, W); no padding needed, every block keeps H×W."""
         check_input(x, self.channels)
         return self.synthesis(self.body(x))
 

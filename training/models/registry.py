@@ -24,7 +24,7 @@ def register_model(name: str, *, any_to_any: bool = False) -> Callable[[Builder]
 
     ``any_to_any``: the model takes all four modalities plus which are present,
     ``forward(x (B, 4, H, W), present (B, 4))`` (:mod:`training.models.unified`), instead of
-    ``forward(x (B, n_src, H, W))``.
+    ``forward(x (B, n_src·slices_per_source, H, W))``.
     """
 
     def decorate(builder: Builder) -> Builder:
@@ -78,7 +78,8 @@ def model_config(name: str, n_src: int, n_dst: int, **kwargs: Any) -> dict[str, 
 def create_model(name: str, n_src: int, n_dst: int, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name`` for ``n_src`` inputs and ``n_dst`` outputs.
 
-    The returned module maps (B, n_src, H, W) → (B, n_dst, H, W) for any H, W, and scripts,
+    The returned module maps (B, n_src·slices_per_source, H, W) → (B, n_dst, H, W) for any H, W
+    (``slices_per_source`` > 1: 2.5D input, :mod:`synnet.neighbours`), and scripts,
     traces and freezes. Its full config is :func:`model_config` of the same arguments.
     """
     config = model_config(name, n_src, n_dst, **kwargs)

@@ -43,7 +43,7 @@ class UNet(nn.Module):
         self.synthesis = nn.Conv2d(features, n_dst, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, n_src, H, W) → (B, n_dst, H, W); pads to a multiple of 2^depth and crops back."""
+        """(B, n_src·slices_per_source, H, W) → (B, n_dst, H, W); pads to a multiple of 2^depth and crops back."""
         check_input(x, self.channels)
         height, width = x.shape[2], x.shape[3]
         x = pad_to_multiple(x, self.multiple)
