@@ -49,7 +49,7 @@ def test_slice_stack_holds_the_brain_slices_cropped_to_one_aligned_box() -> None
     mask[10:30, 5:20, 1] = True
     mask[12:40, 8:25, 3] = True
     x = np.random.default_rng(0).random((2, 64, 48, 5), dtype=np.float32)
-    manifest = SimpleNamespace(input=SimpleNamespace(multiple_of=16, min_size=16), dst=["T2"])
+    manifest = SimpleNamespace(input=SimpleNamespace(multiple_of=16, min_size=16, context_slices=0), dst=["T2"])
     stack = slice_stack(x, mask, manifest)  # type: ignore[arg-type]
     assert (stack.stats.run, stack.stats.skipped) == (2, 3) and stack.slices.tolist() == [1, 3]
     assert (stack.rows, stack.cols) == (slice(0, 48), slice(0, 32))
