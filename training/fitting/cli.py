@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="2.5D input: feed every source slice with its K axial neighbours on each side as extra channels "
-        f"(synnet.neighbours; not with --arch unified) (default: {_default('context_slices')})",
+        f"(synnet.neighbours; not with --arch unified). The training slices are held in memory with their "
+        f"neighbours, so they take 2K+1 times the memory (default: {_default('context_slices')})",
     )
     data.add_argument(
         "--target-anchor",
