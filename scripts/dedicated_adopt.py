@@ -6,8 +6,9 @@
 Both sides are read from the ``evaluation.json`` that ``training.evaluate --write-evaluation`` puts
 beside each model: means over the same held-out BraTS 2018 cases. The rule: a new model replaces the
 bundled one only if its mean in-brain PSNR and its mean in-brain SSIM over its targets are both at
-least the bundled model's, so that no configuration a dedicated model serves gets worse (routing
-already compares in-brain SSIM with the unified model's, docs/service.md).
+least the bundled model's, so that no configuration a dedicated model serves gets worse. A model
+for a configuration the bundled store lacks is added: routing already compares its in-brain SSIM
+with the unified model's and serves the better one (docs/service.md).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- |")
     for model_dir in sorted(p for p in args.store.iterdir() if (p / "manifest.json").is_file()):
         new, old = mean_scores(model_dir), mean_scores(BUNDLED_STORE / model_dir.name)
+        if new is not None and not (BUNDLED_STORE / model_dir.name).exists():
+            print(f"| `{model_dir.name}` | – | {new[0]:.2f} / {new[1]:.3f} | added (a new configuration) |")
+            if args.apply:
+                shutil.copytree(model_dir, BUNDLED_STORE / model_dir.name)
+            continue
         if new is None or old is None:
             print(f"| `{model_dir.name}` | {old} | {new} | no (a side has no evaluation.json) |")
             continue

@@ -36,6 +36,7 @@ from synnet.errors import SynnetError
 from synnet.evaluation import EvaluationRecord
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality, format_modalities
+from synnet.scores import TargetMetrics
 
 # The held-out score routing compares: brain SSIM (our strict in-brain convention, synnet.metrics).
 QUALITY = "ssim_brain"
@@ -115,17 +116,27 @@ def served_configurations(
     return served
 
 
-def recorded_score(
+def recorded_metrics(
     manifest: ModelManifest, src: Sequence[Modality], target: Modality, evaluation: EvaluationRecord | None
-) -> float | None:
-    """The held-out :data:`QUALITY` routing compares for ``manifest`` making ``target`` from ``src``."""
+) -> TargetMetrics | None:
+    """The held-out scores recorded for ``manifest`` making ``target`` from ``src`` (None: not evaluated).
+
+    A dedicated model has one record per target, on its own sources; an any-to-any model's record
+    for exactly ``src``, else for the closest evaluated sources.
+    """
     if evaluation is None:
         return None
     if manifest.any_to_any:
         scored = evaluation.score(src, target)
-        metrics = scored.metrics if scored is not None else None
-    else:
-        metrics = evaluation.targets.get(target)
+        return scored.metrics if scored is not None else None
+    return evaluation.targets.get(target)
+
+
+def recorded_score(
+    manifest: ModelManifest, src: Sequence[Modality], target: Modality, evaluation: EvaluationRecord | None
+) -> float | None:
+    """The held-out :data:`QUALITY` routing compares for ``manifest`` making ``target`` from ``src``."""
+    metrics = recorded_metrics(manifest, src, target, evaluation)
     value = getattr(metrics, QUALITY) if metrics is not None else math.nan
     return value if math.isfinite(value) else None  # NaN: not measured
 

@@ -92,9 +92,11 @@ def test_routing_is_the_services(synthesizer) -> None:
     src, dst = (Modality.T1, Modality.T1c, Modality.T2), (Modality.FLAIR,)
     recorded = {m.name: EvaluationRecord.load_if_present(BUNDLED / m.name) for m in every.manifests}
     assert every.plan(["t1", "t1ce", "t2"], "flair") == plan(src, dst, every.manifests, recorded)
-    # by recorded quality: the unified model's T2 from T1,T1c scores higher than the MIMO model's, its FLAIR lower
-    by_target = {t: a.name for a in every.plan(["T1", "T1c"], "T2,FLAIR") for t in a.targets}
-    assert by_target == {Modality.T2: "synnet_unified", Modality.FLAIR: "synnet_t1-t1c_to_t2-flair"}
+    # by recorded quality: T2 from T1 scores higher from the dedicated model, FLAIR only the unified one makes
+    by_target = {t: a.name for a in every.plan(["T1"], "T2,FLAIR") for t in a.targets}
+    assert by_target == {Modality.T2: "synnet_t1_to_t2", Modality.FLAIR: "synnet_unified"}
+    # the unified model's FLAIR from T1,T1c,T2 scores higher than the dedicated model's
+    assert [a.name for a in every.plan(["T1", "T1c", "T2"], "FLAIR")] == ["synnet_unified"]
     with pytest.raises(NoModelError, match="no model synthesizes FLAIR from T1") as raised:
         synthesizer.synthesize({"T1": np.ones((32, 32), np.float32)}, "FLAIR")
     assert raised.value.available == ["T1->T2"]

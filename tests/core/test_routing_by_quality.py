@@ -3,28 +3,14 @@ from a dedicated model only when its recorded held-out score for that configurat
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from stand_in_manifests import stand_in_manifest
 
 from synnet.evaluation import ConfigurationScore, EvaluationRecord
-from synnet.manifest import ArchitectureSpec, LossSpec, ModelManifest, TargetMetrics, TrainingDataSpec
+from synnet.manifest import TargetMetrics
 from synnet.modalities import Modality, parse_modalities
 from synnet.routing import available_configurations, plan, served_configurations
 
-
-def manifest(name: str, src: str, dst: str, any_to_any: bool = False) -> ModelManifest:
-    return ModelManifest(
-        name=name,
-        src=src,
-        dst=dst,
-        any_to_any=any_to_any,
-        architecture=ArchitectureSpec(name="unified" if any_to_any else "synnet"),
-        loss=LossSpec(name="joint"),
-        training_data=TrainingDataSpec(source="generated", n_cases=1),
-        sha256="0" * 64,
-        created=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-
-
+manifest = stand_in_manifest
 EVERY = "T1,T1c,T2,FLAIR"
 UNIFIED = manifest("unified", EVERY, EVERY, any_to_any=True)
 STORE = [manifest("t1_to_t2", "T1", "T2"), manifest("t1_to_t2_flair", "T1", "T2,FLAIR"), UNIFIED]

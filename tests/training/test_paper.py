@@ -5,22 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from stand_in_manifests import stand_in_manifest
 
+from synnet.evaluation import ConfigurationScore, EvaluationRecord
+from synnet.manifest import TargetMetrics
+from synnet.modalities import Modality, parse_modalities
 from training.checkpoint import slim_checkpoint
 from training.fitting.cli import build_parser
 from training.paper.__main__ import main
 from training.paper.plan import BUNDLED, COMPARISON, PAPER_TABLE3, PAPER_TABLE4, Stores, plan
+from training.paper.report import routing_section
 from training.paper.train import TrainSettings, fit_command
 
+EVERY = "T1,T1c,T2,FLAIR"
 
-def test_plan_holds_every_paper_cell_and_ten_bundled_models() -> None:
+
+def test_plan_holds_every_paper_cell_and_the_bundled_models() -> None:
     runs = plan()
     names = [run.name for run in runs]
     assert len(names) == len(set(names))
     comparison = [run for run in runs if run.kind == COMPARISON]
     bundled = [run for run in runs if run.kind == BUNDLED]
     assert len(comparison) == 8 + 18 - 2  # Table 3 and 4 share SynNet/L2 for T1→T2 and T2→T1
-    assert len(bundled) == 10 and {run.loss for run in bundled} == {"joint_l1"}  # adopted by the ablation
+    assert len(bundled) == 13 and {run.loss for run in bundled} == {"joint_l1"}  # adopted by the ablation
     assert len({run.options for run in bundled}) == 1  # one recipe for every bundled model
     recipe = build_parser().parse_args(["--data", "d", *bundled[0].options])  # it parses as fit options
     assert recipe.mask_loss and recipe.intensity_augment and recipe.tumour_weight == 5  # ablation arm m
@@ -73,3 +80,26 @@ def test_slim_checkpoint_drops_optimizer_state_and_halves_weights() -> None:
     restored.load_state_dict(slim["model"])
     assert restored[0].weight.dtype == torch.float32
     torch.testing.assert_close(restored[0].weight, model[0].weight, rtol=1e-3, atol=1e-4)
+
+
+def test_the_routing_table_names_the_model_each_configuration_is_served_by(tmp_path: Path) -> None:
+    """The unified model takes T1 -> T2 only where its recorded score is higher; the table shows the winner."""
+    for name, src, dst, any_to_any in (("t1_to_t2", "T1", "T2", False), ("unified", EVERY, EVERY, True)):
+        folder = tmp_path / name
+        folder.mkdir()
+        stand_in_manifest(name, src, dst, any_to_any).save(folder)
+    EvaluationRecord(targets={Modality.T2: TargetMetrics(psnr_brain=15.5, ssim_brain=0.53)}).save(tmp_path / "t1_to_t2")
+    unified_scores = [("T1", "T2", 14.0, 0.50), ("T1c", "T2", 15.0, 0.48), ("T2", "T1", 16.0, 0.6)]
+    EvaluationRecord(
+        configurations=[
+            ConfigurationScore(
+                src=parse_modalities(s), target=Modality(t), metrics=TargetMetrics(psnr_brain=p, ssim_brain=v)
+            )
+            for s, t, p, v in unified_scores
+        ]
+    ).save(tmp_path / "unified")
+    lines = routing_section(tmp_path)
+    assert "| T1 | T2 | `t1_to_t2` | 15.50 / 0.530 |" in lines
+    assert "| T1c | T2 | `unified` | 15.00 / 0.480 |" in lines
+    assert "The unified model serves 24 of the 28, dedicated models the other 4." in lines[2]
+    assert len([line for line in lines if line.startswith("| ") and "`" in line]) == 28

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from synnet.evaluation import EvaluationRecord
 from synnet.manifest import ModelManifest
+from synnet.modalities import format_modalities
+from synnet.routing import recorded_metrics, served_configurations
+from synnet.store import model_folders
 from training.paper.plan import (
     BUNDLED,
     BUNDLED_EXAMPLE,
@@ -63,6 +67,16 @@ def _training(store: Path, name: str) -> str:
         return "–"
     training = ModelManifest.load(path).training
     return f"{training.get('steps', '?')} / {training.get('train_seconds', '?')} s"
+
+
+def _compute(store: Path, name: str) -> str:
+    """Steps / time, and where: the bundled models were not all trained on the same machine or scale."""
+    path = store / name
+    if not (path / "manifest.json").exists():
+        return "–"
+    training = ModelManifest.load(path).training
+    device = "GPU" if str(training.get("device", "")).startswith("cuda") else "CPU"
+    return f"{_training(store, name)}, {device}, {training.get('features', '?')} maps"
 
 
 def _key(run: PlannedRun) -> tuple[str, str]:
@@ -170,7 +184,7 @@ def _ranking_sentence(label: str, ours: dict[str, float], paper: dict[str, float
 
 def bundled_table(scores: dict[tuple[str, str], Scores], store: Path) -> list[str]:
     lines = [
-        "| model | sources → target | PSNR whole | SSIM whole | PSNR brain | SSIM brain | steps / time |",
+        "| model | sources → target | PSNR whole | SSIM whole | PSNR brain | SSIM brain | steps / time, device, maps |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in _runs(BUNDLED):
@@ -179,7 +193,7 @@ def bundled_table(scores: dict[tuple[str, str], Scores], store: Path) -> list[st
             lines.append(
                 f"| `{run.name}` | {run.config_label.replace('→', ' → ')} ({target}) | {_fmt(got, 'psnr', 2)} "
                 f"| {_fmt(got, 'ssim', 4)} | {_fmt(got, 'psnr_brain', 2)} | {_fmt(got, 'ssim_brain', 4)} "
-                f"| {_training(store, run.name)} |"
+                f"| {_compute(store, run.name)} |"
             )
     return lines
 
@@ -227,6 +241,37 @@ def configurations_section(report: Path) -> list[str]:
     first = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
     tables = ["#" + line if line.startswith("## ") else line for line in lines[first:]]
     return [*UNIFIED_SECTION, *tables, ""]
+
+
+def routing_section(store: Path) -> list[str]:
+    """Per single-target configuration, the model the service routes it to and that model's recorded scores.
+
+    Computed by the service's own rule (:func:`synnet.routing.served_configurations`) from the store's
+    manifests and ``evaluation.json`` files, so it cannot drift from what a request gets.
+    """
+    folders = [f for f in model_folders(store) if (f / "manifest.json").is_file()]
+    manifests = {m.name: m for m in (ModelManifest.load(folder) for folder in folders)}
+    evaluations = {name: EvaluationRecord.load_if_present(store / name) for name in manifests}
+    served = [c for c in served_configurations(list(manifests.values()), evaluations) if len(c.dst) == 1]
+    unified = sum(manifests[name].any_to_any for c in served for name, _ in c.targets.values())
+    lines = [
+        "## Which model serves each configuration",
+        "",
+        f"Computed from `{store.as_posix()}/` by the service's routing rule (`synnet.routing`, docs/service.md): "
+        "for each single-target configuration, the model a request gets and the held-out scores recorded for "
+        "it (mean over the 4 BraTS 2018 test cases; for the unified model, its scores on these sources, "
+        f"or on the closest evaluated ones). The unified model serves {unified} of the {len(served)}, "
+        f"dedicated models the other {len(served) - unified}.",
+        "",
+        "| sources | target | served by | recorded brain PSNR / SSIM |",
+        "| --- | --- | --- | --- |",
+    ]
+    for configuration in served:
+        ((target, (name, _)),) = configuration.targets.items()
+        metrics = recorded_metrics(manifests[name], configuration.src, target, evaluations[name])
+        scores = "–" if metrics is None else f"{metrics.psnr_brain:.2f} / {metrics.ssim_brain:.3f}"
+        lines.append(f"| {format_modalities(configuration.src)} | {target.value} | `{name}` | {scores} |")
+    return [*lines, ""]
 
 
 CONFIGURATIONS_REPORT = Path("docs/results/configurations/synnet_unified/configurations.md")
@@ -361,6 +406,7 @@ def write_results(
         "",
         *QUALITY_SECTION,
         *configurations_section(configurations_report),
+        *routing_section(bundled_store),
     ]
     out.write_text("\n".join(lines))
 
