@@ -36,6 +36,7 @@ declare -A arms=(
   [n_context_1]="$h --context-slices 1"
   [o_context_2]="$h --context-slices 2"
   [p_median_anchor]="$h --target-anchor median"
+  [q_m_wide]="$h --histogram-weight 3 $bands --features 32"
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

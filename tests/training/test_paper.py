@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from training.checkpoint import slim_checkpoint
 from training.fitting.cli import build_parser
 from training.paper.__main__ import main
 from training.paper.plan import BUNDLED, COMPARISON, PAPER_TABLE3, PAPER_TABLE4, Stores, plan
-from training.paper.report import routing_section
+from training.paper.report import recorded_compute, routing_section
 from training.paper.train import TrainSettings, fit_command
 
 EVERY = "T1,T1c,T2,FLAIR"
@@ -103,3 +104,16 @@ def test_the_routing_table_names_the_model_each_configuration_is_served_by(tmp_p
     assert "| T1c | T2 | `unified` | 15.00 / 0.480 |" in lines
     assert "The unified model serves 24 of the 28, dedicated models the other 4." in lines[2]
     assert len([line for line in lines if line.startswith("| ") and "`" in line]) == 28
+
+
+def test_the_comparison_runs_compute_outlives_their_models(tmp_path: Path) -> None:
+    """The steps a manifest recorded go into the record, and are read from it once the model is gone."""
+    run = next(r for r in plan() if r.kind == COMPARISON)
+    store, record = tmp_path / "store", tmp_path / "compute.csv"
+    (store / run.name).mkdir(parents=True)
+    manifest = stand_in_manifest(run.name, ",".join(run.src), ",".join(run.dst))
+    manifest.model_copy(update={"training": {"steps": 321, "train_seconds": 50.2}}).save(store / run.name)
+    assert recorded_compute(store, record)[run.name] == ("321", "50.2")
+    shutil.rmtree(store / run.name)
+    assert recorded_compute(store, record) == {run.name: ("321", "50.2")}
+    assert "321" in record.read_text()
