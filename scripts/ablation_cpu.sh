@@ -10,15 +10,13 @@ steps=${1:-300}; src=${2:-T1}; dst=${3:-T2}
 data=../shared/data/brats18
 tag=$(echo "${src}_to_${dst}" | tr ',' '-' | tr 'A-Z' 'a-z')
 root=runs/ablation/${tag}_${steps}steps
-test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
-common=(--data "$data" --test-cases "$test_cases" --val-cases 0 --src "$src" --dst "$dst"
-        --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine
-        --max-steps "$steps" --seed 0 --out "$root/store")
+source scripts/cpu_scale.sh
+common=(--data "$data" --src "$src" --dst "$dst" "${cpu_scale[@]}" --max-steps "$steps" --out "$root/store")
 # d: the recipe adopted in session 4; e: d with L2; h: d with the tumour weight, the bundled unified model's recipe
 d="--loss joint_l1 --mask-loss --intensity-augment"
 e="--loss joint --mask-loss --intensity-augment"
 h="$d --tumour-weight 5"
-bands="--histogram-bands 0,1,10,50,90,99,100"
+bands="--histogram-bands $histogram_bands"
 declare -A arms=(
   [a_joint]="--loss joint"
   [b_joint_mask]="--loss joint --mask-loss"

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-2000}
 root=runs/dedicated_${steps}steps
-test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
+source scripts/cpu_scale.sh
 # one line per bundled run: NAME SRC DST LOSS OPTIONS...
 runs=$(python - <<'PY'
 from training.paper.plan import BUNDLED, plan
@@ -26,10 +26,9 @@ while read -r name src dst loss options; do
     continue
   fi
   # shellcheck disable=SC2086
-  python -m training.fit --data ../shared/data/brats18 --test-cases "$test_cases" --val-cases 0 \
+  python -m training.fit --data ../shared/data/brats18 "${cpu_scale[@]}" \
     --src "$src" --dst "$dst" --loss "$loss" $options \
-    --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine \
-    --epochs 100000 --max-steps "$steps" --seed 0 \
+    --epochs 100000 --max-steps "$steps" \
     --out "$root/store" --name "$name" --run-dir "$root/runs/$name"
 done <<< "$runs"
 python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 --store "$root/store" \
