@@ -16,7 +16,8 @@ common=(--data "$data" --src "$src" --dst "$dst" "${cpu_scale[@]}" --max-steps "
 d="--loss joint_l1 --mask-loss --intensity-augment"
 e="--loss joint --mask-loss --intensity-augment"
 h="$d --tumour-weight 5"
-bands="--histogram-bands $histogram_bands"
+# the band edges of the bundled recipe's distribution term, from training/paper/plan.py
+bands="--histogram-bands $(python -c 'from training.paper.plan import HISTOGRAM_BANDS; print(HISTOGRAM_BANDS)')"
 declare -A arms=(
   [a_joint]="--loss joint"
   [b_joint_mask]="--loss joint --mask-loss"

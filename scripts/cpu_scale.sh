@@ -5,5 +5,3 @@
 test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
 cpu_scale=(--test-cases "$test_cases" --val-cases 0
            --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine --seed 0)
-# the band edges of the intensity-distribution term in the bundled recipe (training/paper/plan.py)
-histogram_bands=$(python -c "from training.paper.plan import HISTOGRAM_BANDS; print(HISTOGRAM_BANDS)")

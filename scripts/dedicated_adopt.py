@@ -7,8 +7,9 @@ Both sides are read from the ``evaluation.json`` that ``training.evaluate --writ
 beside each model: means over the same held-out BraTS 2018 cases. The rule: a new model replaces the
 bundled one only if its mean in-brain PSNR and its mean in-brain SSIM over its targets are both at
 least the bundled model's, so that no configuration a dedicated model serves gets worse. A model
-for a configuration the bundled store lacks is added: routing already compares its in-brain SSIM
-with the unified model's and serves the better one (docs/service.md).
+whose name the bundled store lacks is added (names follow src and dst, so that is a new
+configuration): routing already compares its in-brain SSIM with the unified model's and serves the
+better one (docs/service.md).
 """
 
 from __future__ import annotations

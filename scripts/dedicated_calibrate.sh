@@ -13,7 +13,8 @@ mkdir -p "$out/store" "$out/tables"
 for folder in "$store"/*/; do
   name=$(basename "$folder")
   if [ ! -f "$folder/manifest.json" ] || [ -f "$out/store/$name/manifest.json" ]; then continue; fi
-  if python -c "import json,sys; sys.exit(not json.load(open('$folder/manifest.json'))['any_to_any'])"; then
+  if python -c 'import json, sys; sys.exit(not json.load(open(sys.argv[1])).get("any_to_any", False))' \
+      "$folder/manifest.json"; then
     continue  # the unified model has its own calibration
   fi
   python -m training.calibrate --store "$store" --model "$name" --data ../shared/data/brats18 \

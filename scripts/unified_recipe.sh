@@ -13,7 +13,8 @@ fit_unified() {
     python -m training.fit --resume "$root/run/last.pt"
     return
   fi
-  # the bundled recipe (training/paper/plan.py BUNDLED_RECIPE) on random source subsets
+  # the first part of the bundled recipe (training/paper/plan.py) on random source subsets; each caller adds
+  # the rest of its arm (unified_cpu.sh: --fusion mean_max --tumour-weight 5)
   python -m training.fit --arch unified --src T1,T1c,T2,FLAIR --dst T1,T1c,T2,FLAIR \
     --data ../shared/data/brats18 "${cpu_scale[@]}" \
     --loss joint_l1 --mask-loss --intensity-augment \

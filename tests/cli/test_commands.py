@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from synnet_cli.__main__ import main
+from training.paper.plan import BUNDLED, plan
 
 SCRIPT = shutil.which("synnet", path=str(Path(sys.executable).parent))
 
@@ -27,8 +28,8 @@ def test_the_console_script_leads_everywhere() -> None:
 def test_models_lists_the_bundled_store(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    bundled = [p for p in (Path(__file__).parents[2] / "model_store").iterdir() if (p / "manifest.json").is_file()]
-    assert f"{len(bundled)} model(s)" in out and "synnet_t1-t1c-t2_to_flair  T1,T1c,T2->FLAIR" in out
+    dedicated = [run for run in plan() if run.kind == BUNDLED]  # and the unified model
+    assert f"{len(dedicated) + 1} model(s)" in out and "synnet_t1-t1c-t2_to_flair  T1,T1c,T2->FLAIR" in out
     assert "synnet_unified" in out
 
 

@@ -41,15 +41,18 @@ LOSS_LABELS = {"l2": "L2", "wl2": "weighted L2", "joint": "joint"}
 Scores = dict[str, float]
 
 
-def read_summary(path: Path, dataset: str = "brats18") -> dict[tuple[str, str], Scores]:
-    """(model, target) → {metric_mean/metric_std: value} from an evaluation ``summary.csv``.
+MAIN_DATASET = "brats18"  # the folder name of the test cases; older summaries hold only its rows
 
-    Only ``dataset``'s rows when the summary has a dataset column (``training.evaluate --also``).
+
+def read_summary(path: Path, dataset: str = MAIN_DATASET) -> dict[tuple[str, str], Scores]:
+    """(model, target) → {metric_mean/metric_std: value} of ``dataset``'s rows in an evaluation ``summary.csv``.
+
+    A summary without a dataset column (before ``training.evaluate --also``) counts as :data:`MAIN_DATASET`.
     """
     table: dict[tuple[str, str], Scores] = {}
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            if row.get("dataset", dataset) != dataset:
+            if row.get("dataset", MAIN_DATASET) != dataset:
                 continue
             values = {
                 k: (float(v) if v not in ("", None) else math.nan)
@@ -219,14 +222,16 @@ def _ranking_sentence(label: str, ours: dict[str, float], paper: dict[str, float
     )
 
 
-def _brief(scores: Scores | None, metrics: Sequence[tuple[str, int]]) -> str:
+def _number(value: float, digits: int) -> str:
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _means_cell(scores: Scores | None, metrics: Sequence[tuple[str, int]]) -> str:
     """Several means in one cell, "a / b / c"; "–" for each that was not measured."""
     if scores is None:
         return "–"
     values = [scores.get(f"{metric}_mean", math.nan) for metric, _ in metrics]
-    return " / ".join(
-        "–" if math.isnan(v) else f"{v:.{digits}f}" for v, (_, digits) in zip(values, metrics, strict=True)
-    )
+    return " / ".join(_number(v, digits) for v, (_, digits) in zip(values, metrics, strict=True))
 
 
 def bundled_table(
@@ -245,8 +250,8 @@ def bundled_table(
             lines.append(
                 f"| `{run.name}` | {run.config_label.replace('→', ' → ')} ({target}) | {_fmt(got, 'psnr', 2)} "
                 f"| {_fmt(got, 'ssim', 4)} | {_fmt(got, 'psnr_brain', 2)} | {_fmt(got, 'ssim_brain', 4)} "
-                f"| {_brief(got, brasyn)} "
-                f"| {_brief(second_dataset.get((run.name, target)), (('psnr_brain', 2), ('ssim_brain', 3)))} "
+                f"| {_means_cell(got, brasyn)} "
+                f"| {_means_cell(second_dataset.get((run.name, target)), (('psnr_brain', 2), ('ssim_brain', 3)))} "
                 f"| {_compute(store, run.name)} |"
             )
     return lines
@@ -313,11 +318,12 @@ def routing_section(store: Path) -> list[str]:
     """Per single-target configuration, the model the service routes it to and that model's recorded scores.
 
     Computed by the service's own rule (:func:`synnet.routing.served_configurations`) from the store's
-    manifests and ``evaluation.json`` files, so it cannot drift from what a request gets.
+    manifests and ``evaluation.json`` files, so it follows the routing code (the service also drops a model
+    whose file does not match its manifest; this table does not check the files).
     """
-    folders = [f for f in model_folders(store) if (f / "manifest.json").is_file()]
-    manifests = {m.name: m for m in (ModelManifest.load(folder) for folder in folders)}
-    evaluations = {name: EvaluationRecord.load_if_present(store / name) for name in manifests}
+    loaded = [(ModelManifest.load(f), f) for f in model_folders(store) if (f / "manifest.json").is_file()]
+    manifests = {manifest.name: manifest for manifest, _ in loaded}
+    evaluations = {manifest.name: EvaluationRecord.load_if_present(folder) for manifest, folder in loaded}
     served = [c for c in served_configurations(list(manifests.values()), evaluations) if len(c.dst) == 1]
     unified = sum(manifests[name].any_to_any for c in served for name, _ in c.targets.values())
     lines = [
@@ -335,7 +341,7 @@ def routing_section(store: Path) -> list[str]:
     for configuration in served:
         ((target, (name, _)),) = configuration.targets.items()
         metrics = recorded_metrics(manifests[name], configuration.src, target, evaluations[name])
-        scores = "–" if metrics is None else f"{metrics.psnr_brain:.2f} / {metrics.ssim_brain:.3f}"
+        scores = "–" if metrics is None else f"{_number(metrics.psnr_brain, 2)} / {_number(metrics.ssim_brain, 3)}"
         lines.append(f"| {format_modalities(configuration.src)} | {target.value} | `{name}` | {scores} |")
     return [*lines, ""]
 
