@@ -29,7 +29,7 @@ def test_plan_holds_every_paper_cell_and_the_bundled_models() -> None:
     comparison = [run for run in runs if run.kind == COMPARISON]
     bundled = [run for run in runs if run.kind == BUNDLED]
     assert len(comparison) == 8 + 18 - 2  # Table 3 and 4 share SynNet/L2 for T1→T2 and T2→T1
-    assert len(bundled) == 13 and {run.loss for run in bundled} == {"joint_l1"}  # adopted by the ablation
+    assert len(bundled) == 16 and {run.loss for run in bundled} == {"joint_l1"}  # adopted by the ablation
     for run in bundled:  # arm m, its distribution term weighed 10 for two T1c models (arm l)
         recipe = build_parser().parse_args(["--data", "d", *run.options])  # it parses as fit options
         assert recipe.mask_loss and recipe.intensity_augment and recipe.tumour_weight == 5
