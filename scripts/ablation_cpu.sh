@@ -18,6 +18,7 @@ e="--loss joint --mask-loss --intensity-augment"
 h="$d --tumour-weight 5"
 # the band edges of the bundled recipe's distribution term, from training/paper/plan.py
 bands="--histogram-bands $(python -c 'from training.paper.plan import HISTOGRAM_BANDS; print(HISTOGRAM_BANDS)')"
+m="$h --histogram-weight 3 $bands"  # the bundled recipe (arm m)
 declare -A arms=(
   [a_joint]="--loss joint"
   [b_joint_mask]="--loss joint --mask-loss"
@@ -31,11 +32,11 @@ declare -A arms=(
   [j_tumour_weight_10]="$d --tumour-weight 10"
   [k_histogram]="$h --histogram-weight 10"
   [l_histogram_bands]="$h --histogram-weight 10 $bands"
-  [m_histogram_bands_3]="$h --histogram-weight 3 $bands"
+  [m_histogram_bands_3]="$m"
   [n_context_1]="$h --context-slices 1"
   [o_context_2]="$h --context-slices 2"
   [p_median_anchor]="$h --target-anchor median"
-  [q_m_wide]="$h --histogram-weight 3 $bands --features 32"
+  [q_m_wide]="$m --features 32"
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

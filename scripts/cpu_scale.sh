@@ -1,7 +1,14 @@
-# The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh and
-# unified_recipe.sh), so that their runs compare: the 4 held-out BraTS 2018 test cases, 16 feature maps,
-# 96 px windows, batch 16, Adam at 1e-3 with a cosine decay, seed 0.
+# The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh,
+# dedicated_calibrate.sh and unified_recipe.sh), so that their runs compare: the 4 held-out BraTS 2018
+# test cases, 16 feature maps, 96 px windows, batch 16, Adam at 1e-3 with a cosine decay, seed 0.
 
 test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
 cpu_scale=(--test-cases "$test_cases" --val-cases 0
            --features 16 --slice-size 96 --batch-size 16 --optimizer adam --lr 1e-3 --schedule cosine --seed 0)
+
+# score_store STORE OUT: every model of STORE on the held-out cases and, as its own rows, the BraTS 2023 case,
+# with each model's evaluation.json written beside it (what scripts/dedicated_adopt.py compares)
+score_store() {
+  python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 --store "$1" \
+    --write-evaluation --out "$2" --no-figures
+}

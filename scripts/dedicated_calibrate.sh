@@ -7,6 +7,7 @@
 #   bash scripts/dedicated_calibrate.sh STORE OUT      (e.g. model_store runs/dedicated_calibrated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/cpu_scale.sh
 store=$1
 out=$2
 mkdir -p "$out/store" "$out/tables"
@@ -20,5 +21,4 @@ for folder in "$store"/*/; do
   python -m training.calibrate --store "$store" --model "$name" --data ../shared/data/brats18 \
     --out "$out/store" > "$out/tables/$name.md"
 done
-python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 --store "$out/store" \
-  --write-evaluation --out "$out/evaluation" --no-figures
+score_store "$out/store" "$out/evaluation"

@@ -31,5 +31,4 @@ while read -r name src dst loss options; do
     --epochs 100000 --max-steps "$steps" \
     --out "$root/store" --name "$name" --run-dir "$root/runs/$name"
 done <<< "$runs"
-python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 --store "$root/store" \
-  --write-evaluation --out "$root/evaluation" --no-figures
+score_store "$root/store" "$root/evaluation"

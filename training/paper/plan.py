@@ -7,7 +7,8 @@ The plan (:func:`plan`):
 * Table 4: SynNet with L2, weighted L2 and the joint loss for the SISO, MISO and MIMO
   configurations of the paper (the SynNet/L2/SISO runs are shared with Table 3).
 * The bundled models: the paper's six configurations, the four "three to the missing one" models and
-  three T1c-from-T1 models, SynNet with the bundled recipe, trained longer, exported to ``model_store``.
+  six T1c models (from T1, T2 and FLAIR alone or paired), SynNet with the bundled recipe, trained
+  longer, exported to ``model_store``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _recipe(histogram_weight: str) -> tuple[str, ...]:
 
 
 BUNDLED_RECIPE = _recipe("3")
-# A T1c target alone weighs the term 10 (the ablation's arm l): T1c's bright tail of enhancement and vessels is
+# Five T1c models weigh the term 10 (the ablation's arm l): T1c's bright tail of enhancement and vessels is
 # what its sources do not locate, and the term is what restores its intensity distribution (ablation, T1 -> T1c:
 # l +0.26 dB / +0.002 over m at 1500 steps; at 2000 steps the dedicated models gain T1 -> T1c +1.03 dB / +0.013
 # and T1,FLAIR -> T1c +0.88 / +0.020). For T1,T2 -> T1c (-0.21 / -0.006) and T1,T2,FLAIR -> T1c (+0.43 / -0.001)

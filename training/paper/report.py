@@ -42,6 +42,7 @@ Scores = dict[str, float]
 
 
 MAIN_DATASET = "brats18"  # the folder name of the test cases; older summaries hold only its rows
+SECOND_DATASET = "brats23"  # the folder name of the case from the newer BraTS pipeline, never trained on
 
 
 def read_summary(path: Path, dataset: str = MAIN_DATASET) -> dict[tuple[str, str], Scores]:
@@ -86,8 +87,7 @@ def recorded_compute(store: Path, record: Path = COMPARISON_COMPUTE) -> dict[str
     merged = dict(kept)
     for run in _runs(COMPARISON):
         if (store / run.name / "manifest.json").is_file():
-            training = ModelManifest.load(store / run.name).training
-            merged[run.name] = (str(training.get("steps", "?")), str(training.get("train_seconds", "?")))
+            merged[run.name] = _cost(ModelManifest.load(store / run.name).training)
     if merged != kept and record.parent.is_dir():
         with record.open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -96,9 +96,13 @@ def recorded_compute(store: Path, record: Path = COMPARISON_COMPUTE) -> dict[str
     return merged
 
 
-def _steps(compute: dict[str, tuple[str, str]], name: str) -> str:
-    steps, seconds = compute.get(name, ("", ""))
-    return f"{steps} / {seconds} s" if steps else "–"
+def _cost(training: dict) -> tuple[str, str]:
+    """(steps, seconds) as a manifest's training record states them."""
+    return str(training.get("steps", "?")), str(training.get("train_seconds", "?"))
+
+
+def _steps(cost: tuple[str, str] | None) -> str:
+    return "–" if cost is None else f"{cost[0]} / {cost[1]} s"
 
 
 def _compute(store: Path, name: str) -> str:
@@ -108,8 +112,7 @@ def _compute(store: Path, name: str) -> str:
         return "–"
     training = ModelManifest.load(path).training
     device = "GPU" if str(training.get("device", "")).startswith("cuda") else "CPU"
-    steps = f"{training.get('steps', '?')} / {training.get('train_seconds', '?')} s"
-    return f"{steps}, {device}, {training.get('features', '?')} maps"
+    return f"{_steps(_cost(training))}, {device}, {training.get('features', '?')} maps"
 
 
 def _key(run: PlannedRun) -> tuple[str, str]:
@@ -144,7 +147,7 @@ def table3(scores: dict[tuple[str, str], Scores], compute: dict[str, tuple[str, 
             lines.append(
                 f"| {ARCH_LABELS[arch]} | {_fmt(got, 'psnr', 2)} | {_fmt(got, 'ssim', 4)} "
                 f"| {_fmt(got, 'psnr_brain', 2)} | {_fmt(got, 'ssim_brain', 4)} | {paper_psnr:.2f} "
-                f"| {paper_ssim:.2f} | {_steps(compute, run.name)} |"
+                f"| {paper_ssim:.2f} | {_steps(compute.get(run.name))} |"
             )
         lines.append("")
         sentence = _ranking_sentence(
@@ -188,7 +191,7 @@ def table4(scores: dict[tuple[str, str], Scores], compute: dict[str, tuple[str, 
                     lines.append(
                         f"| {label} | {target} | {LOSS_LABELS[loss]} | {_fmt(got, 'psnr', 2)} | {_fmt(got, 'ssim', 4)} "
                         f"| {_fmt(got, 'psnr_brain', 2)} | {_fmt(got, 'ssim_brain', 4)} | {paper_psnr:.2f} | "
-                        f"{paper_ssim:.2f} | {_steps(compute, run.name)} |"
+                        f"{paper_ssim:.2f} | {_steps(compute.get(run.name))} |"
                     )
                 if all(math.isfinite(v) for v in ours.values()):
                     total += 1
@@ -451,7 +454,7 @@ def write_results(
     """Write ``out`` (docs/results.md) from the evaluation summaries; ``preamble`` is the how-it-was-run part."""
     comparison = read_summary(comparison_summary)
     bundled = read_summary(bundled_summary)
-    bundled_brats23 = read_summary(bundled_summary, "brats23")
+    bundled_brats23 = read_summary(bundled_summary, SECOND_DATASET)
     compute = recorded_compute(comparison_store)
     t3, notes3 = table3(comparison, compute)
     t4, notes4 = table4(comparison, compute)
