@@ -55,14 +55,12 @@ def test_a_partial_case_becomes_four_channels_with_nan_for_what_it_lacks() -> No
     assert available.tolist() == [[True, False, False, True]] * 4
 
 
-def test_arch_unified_takes_all_four_and_extra_data_needs_it() -> None:
+def test_arch_unified_takes_all_four_and_fusion_needs_it() -> None:
     config = make_config({"arch": "unified", "extra_data": "more"})
     assert config.src == config.dst == ("T1", "T1c", "T2", "FLAIR")
     assert config.output.name == "synnet_unified"
     with pytest.raises(ConfigError, match="all of T1,T1c,T2,FLAIR"):
         make_config({"arch": "unified", "src": "T1", "dst": "T2"})
-    with pytest.raises(ConfigError, match="--extra-data needs --arch unified"):
-        make_config({"src": "T1", "dst": "T2", "extra_data": "more"})
     assert make_config({"arch": "unified", "fusion": "mean_max"}).model.fusion == "mean_max"
     with pytest.raises(ConfigError, match="--fusion needs --arch unified"):
         make_config({"src": "T1", "dst": "T2", "fusion": "mean_max"})

@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--extra-data",
         metavar="DIR",
-        help="--arch unified only: a BraTS folder of more training cases that may lack modalities "
-        "(e.g. ../shared/data/brats18_t1_flair); all of them train, none is held out",
+        help="a BraTS folder of more training cases that may lack modalities (e.g. "
+        "../shared/data/brats18_t1_flair); none is held out. --arch unified trains on all of them, "
+        "another model on those that hold its --src and --dst",
     )
     data.add_argument(
         "--phantom-cases",
@@ -349,8 +350,6 @@ def _checked(config: FitConfig) -> FitConfig:
         config = _any_to_any_modalities(config)
     elif model.fusion is not None:
         raise ConfigError("--fusion needs --arch unified (the other models concatenate their arms)")
-    elif data.extra_data is not None:
-        raise ConfigError("--extra-data needs --arch unified (other models need every case to have --src and --dst)")
     if not config.src or not config.dst:
         raise ConfigError("--src and --dst are required (e.g. --src T1,T1c --dst T2)")
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)

@@ -39,7 +39,7 @@ class DataConfig:
     """Which cases, how they are split by subject, and the windows the network is trained on."""
 
     folder: str | None = _option(None, "data")  # a BraTS folder; None: generated phantoms
-    extra_data: str | None = None  # more training cases, any subset of modalities (--arch unified)
+    extra_data: str | None = None  # more training cases: any subset of modalities (unified), or --src and --dst
     phantom_cases: int = 8
     phantom_dir: str = "data/phantom"
     val_cases: str = "1"

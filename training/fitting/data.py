@@ -150,11 +150,22 @@ def _partial_cases(root: Path) -> list[BratsCase]:
     return kept
 
 
-def _extra_cases(folder: str | None, known: dict[str, BratsCase]) -> list[BratsCase]:
-    """The ``--extra-data`` cases: training only, whatever modalities they have (two at least)."""
+def _extra_cases(folder: str | None, known: dict[str, BratsCase], needed: tuple[Modality, ...] = ()) -> list[BratsCase]:
+    """The ``--extra-data`` cases: training only. The any-to-any model takes whatever modalities they have
+    (two at least); a dedicated model (``needed`` = its sources and targets) only those that hold all of them.
+    """
     if folder is None:
         return []
     extra = _partial_cases(Path(folder))
+    if needed:
+        lacking = [case.case_id for case in extra if case.missing(needed)]
+        extra = [case for case in extra if not case.missing(needed)]
+        if not extra:
+            raise DataError(
+                f"no case in --extra-data {folder!r} has all of {format_modalities(needed)}", code="missing_modality"
+            )
+        if lacking:
+            logger.info("--extra-data: %d cases lack %s and are not used", len(lacking), format_modalities(needed))
     clashing = sorted(case.case_id for case in extra if case.case_id in known)
     if clashing:
         raise DataError(
@@ -177,7 +188,7 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     usable = _partial_cases(root) if any_to_any else _usable_cases(root, (*src, *dst))
     cases = {case.case_id: case for case in usable}
     split = choose_split(sorted(cases), config.data)
-    extra = _extra_cases(config.data.extra_data, cases) if any_to_any else []
+    extra = _extra_cases(config.data.extra_data, cases, () if any_to_any else (*src, *dst))
     cases.update((case.case_id, case) for case in extra)
     split.train = sorted(split.train + [case.case_id for case in extra])
     params = NormalizationParams(target_anchor=config.data.target_anchor)
