@@ -1,4 +1,4 @@
-# The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh,
+# The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh, flair_ablation_cpu.sh,
 # dedicated_calibrate.sh and unified_recipe.sh), so that their runs compare: the 4 held-out BraTS 2018
 # test cases, 16 feature maps, 96 px windows, batch 16, Adam at 1e-3 with a cosine decay, seed 0.
 
@@ -11,4 +11,17 @@ cpu_scale=(--test-cases "$test_cases" --val-cases 0
 score_store() {
   python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 --store "$1" \
     --write-evaluation --out "$2" --no-figures
+}
+
+# fit_once MODEL_DIR RUN_DIR [training.fit OPTIONS...]: the resumable training step of these scripts: nothing when
+# MODEL_DIR already holds the exported model, a resume from RUN_DIR's last checkpoint when there is one, else the fit
+fit_once() {
+  local model_dir=$1 run_dir=$2
+  shift 2
+  if [ -f "$model_dir/manifest.json" ]; then return; fi
+  if [ -f "$run_dir/last.pt" ]; then
+    python -m training.fit --resume "$run_dir/last.pt"
+  else
+    python -m training.fit "$@"
+  fi
 }

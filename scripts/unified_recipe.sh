@@ -8,14 +8,9 @@ source scripts/cpu_scale.sh
 fit_unified() {
   local root=$1 name=$2 seconds=$3
   shift 3
-  if [ -f "$root/store/$name/manifest.json" ]; then return; fi
-  if [ -f "$root/run/last.pt" ]; then
-    python -m training.fit --resume "$root/run/last.pt"
-    return
-  fi
   # the first part of the bundled recipe (training/paper/plan.py) on random source subsets; each caller adds
   # the rest of its arm (unified_cpu.sh: --fusion mean_max --tumour-weight 5)
-  python -m training.fit --arch unified --src T1,T1c,T2,FLAIR --dst T1,T1c,T2,FLAIR \
+  fit_once "$root/store/$name" "$root/run" --arch unified --src T1,T1c,T2,FLAIR --dst T1,T1c,T2,FLAIR \
     --data ../shared/data/brats18 "${cpu_scale[@]}" \
     --loss joint_l1 --mask-loss --intensity-augment \
     --epochs 100000 --max-steps 4000 --time-limit "$seconds" \

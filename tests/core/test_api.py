@@ -92,9 +92,9 @@ def test_routing_is_the_services(synthesizer) -> None:
     src, dst = (Modality.T1, Modality.T1c, Modality.T2), (Modality.FLAIR,)
     recorded = {m.name: EvaluationRecord.load_if_present(BUNDLED / m.name) for m in every.manifests}
     assert every.plan(["t1", "t1ce", "t2"], "flair") == plan(src, dst, every.manifests, recorded)
-    # by recorded quality: T2 from T1 scores higher from the dedicated model, FLAIR only the unified one makes
-    by_target = {t: a.name for a in every.plan(["T1"], "T2,FLAIR") for t in a.targets}
-    assert by_target == {Modality.T2: "synnet_t1_to_t2", Modality.FLAIR: "synnet_unified"}
+    # by recorded quality: T1 from T2 scores higher from the dedicated model, FLAIR only the unified one makes
+    by_target = {t: a.name for a in every.plan(["T2"], "T1,FLAIR") for t in a.targets}
+    assert by_target == {Modality.T1: "synnet_t2_to_t1", Modality.FLAIR: "synnet_unified"}
     # the unified model's FLAIR from T1,T1c,T2 scores higher than the dedicated model's
     assert [a.name for a in every.plan(["T1", "T1c", "T2"], "FLAIR")] == ["synnet_unified"]
     with pytest.raises(NoModelError, match="no model synthesizes FLAIR from T1") as raised:

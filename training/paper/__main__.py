@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument(
         "--test-cases", default="4", help="held-out cases: a count or explicit ids (default: %(default)s)"
     )
+    trainer.add_argument(
+        "--extra-data",
+        type=Path,
+        help="the subjects with only some modalities, for the runs whose recipe trains on them "
+        "(e.g. ../shared/data/brats18_t1_flair)",
+    )
     trainer.add_argument("--runs-dir", type=Path, default=Path("runs/paper"))
     trainer.add_argument("--comparison-seconds", type=float, default=3600.0, help="training time of a table run")
     trainer.add_argument("--bundled-seconds", type=float, default=7200.0, help="training time of a bundled model")
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         slice_size=args.slice_size,
         batch_size=args.batch_size,
         workers=args.workers,
+        extra_data=args.extra_data,
     )
     runs = select(plan(), args.only)
     if args.dry_run:

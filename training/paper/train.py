@@ -34,6 +34,7 @@ class TrainSettings:
     batch_size: int = 32
     workers: int = 2
     split_seed: int = 0
+    extra_data: Path | None = None  # the partially observed subjects (runs with partial_subjects train on them)
 
 
 def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
@@ -53,6 +54,8 @@ def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
         "--out", str(settings.stores.of(run)), "--name", run.name, "--run-dir", str(run_dir),
         *run.options,
     ]  # fmt: skip
+    if run.partial_subjects and settings.extra_data is not None:
+        command += ["--extra-data", str(settings.extra_data)]
     if (run_dir / "last.pt").exists():
         command += ["--resume", str(run_dir / "last.pt")]
     return command
@@ -61,6 +64,9 @@ def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
 def train(runs: Sequence[PlannedRun], settings: TrainSettings, jobs: int) -> int:
     """Run the fits ``jobs`` at a time; the number of runs that failed (their logs say why)."""
     pending = [run for run in runs if not is_exported(run, settings.stores)]
+    if settings.extra_data is None and any(run.partial_subjects for run in pending):
+        names = ", ".join(run.name for run in pending if run.partial_subjects)
+        logger.warning("no --extra-data: %s train without the partially observed subjects of their recipe", names)
     logger.info("%d runs planned, %d already exported, %d to train", len(runs), len(runs) - len(pending), len(pending))
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
