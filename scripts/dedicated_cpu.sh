@@ -23,9 +23,9 @@ PY
 )
 while read -r name src dst loss options; do
   # shellcheck disable=SC2086
+  # the run's own options last, so that a step budget of its own (plan.py MAX_STEPS) wins over STEPS
   fit_once "$root/store/$name" "$root/runs/$name" --data ../shared/data/brats18 "${cpu_scale[@]}" \
-    --src "$src" --dst "$dst" --loss "$loss" $options \
-    --epochs 100000 --max-steps "$steps" \
-    --out "$root/store" --name "$name" --run-dir "$root/runs/$name"
+    --src "$src" --dst "$dst" --loss "$loss" --epochs 100000 --max-steps "$steps" \
+    --out "$root/store" --name "$name" --run-dir "$root/runs/$name" $options
 done <<< "$runs"
 score_store "$root/store" "$root/evaluation"

@@ -5,7 +5,9 @@ A dataset root holds one folder per case (subject). Two naming schemes are in us
 * BraTS 2018-2021: ``<case>/<case>_t1.nii.gz``, ``_t1ce``, ``_t2``, ``_flair``, ``_seg``;
 * BraTS 2023:      ``<case>/<case>-t1n.nii.gz``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg``.
 
-``.nii`` works as well as ``.nii.gz``. A file's modality is the token after the last ``_`` or
+Some subsets ship a binary whole-tumour mask (``<case>_wholetumour``) instead of the label map; it is read
+as the case's segmentation, flagged so (:attr:`CaseFiles.whole_tumour_only`). ``.nii`` works as well as
+``.nii.gz``. A file's modality is the token after the last ``_`` or
 ``-`` of its name, read with :func:`synnet.modalities.parse_modality`, so every alias the rest of
 the project accepts is accepted here too; a file written for a case (:meth:`CaseFiles.file_name`)
 follows the case's own scheme, so a filled dataset reads like an original one.
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 SEG_TOKEN = "seg"
+WHOLE_TUMOUR_TOKEN = "wholetumour"  # a binary mask (1 = tumour), e.g. ../shared/data/brats18_t1_flair
 
 
 @dataclass(frozen=True)
@@ -70,13 +73,15 @@ class CaseFiles:
         case_id: the folder name, e.g. ``Brats18_2013_2_1`` or ``BraTS-GLI-00000-000``.
         folder: the case folder.
         files: the image file of each modality found.
-        seg: the tumour label map, if present.
+        seg: the tumour label map, if present (or the whole-tumour mask: ``whole_tumour_only``).
+        whole_tumour_only: ``seg`` is a binary whole-tumour mask, without the tumour's parts.
     """
 
     case_id: str
     folder: Path
     files: dict[Modality, Path] = field(default_factory=dict)
     seg: Path | None = None
+    whole_tumour_only: bool = False
 
     @property
     def missing(self) -> list[Modality]:
@@ -114,13 +119,13 @@ def scan_case(folder: str | Path) -> CaseFiles | None:
         if stem is None:
             continue
         token = file_token(stem)
-        if token == SEG_TOKEN:
+        if token in (SEG_TOKEN, WHOLE_TUMOUR_TOKEN):
             if case.seg is not None:
                 raise SynnetError(
                     f"case {case.case_id} has two segmentation files: {case.seg.name} and {path.name}",
                     code="duplicate_file",
                 )
-            case.seg = path
+            case.seg, case.whole_tumour_only = path, token == WHOLE_TUMOUR_TOKEN
             continue
         try:
             modality = parse_modality(token)

@@ -8,7 +8,12 @@ Dedicated models (made for one configuration) are assigned first, as always:
 3. Otherwise several such models, each serving some targets (greedy: the model covering most
    remaining targets first).
 Ties prefer the model that uses more of the given sources, then fewer extra targets, then the
-name, so the choice is deterministic.
+name, so the choice is deterministic. Then, per target, another dedicated model that can make it from
+the given sources (its sources a subset of them) takes it when its recorded held-out brain PSNR and
+brain SSIM are both higher than the chosen one's: a model that ignores a source computes exactly what
+it was scored on, so the scores compare like for like (T1 -> FLAIR, trained on more subjects, beats
+T1,T1c -> FLAIR), and a win on both measures keeps noise in one from moving a target between two
+models made for it. Without both models' scores the first choice stays.
 
 An any-to-any model (``manifest.any_to_any``, the unified SynNet) serves every target that is not
 a source. Per target it is used
@@ -161,6 +166,10 @@ def plan(
     for assignment in dedicated:
         for target in assignment.targets:
             chosen[target] = (assignment.manifest, assignment.exact)
+    others = [m for m in manifests if not m.any_to_any and set(m.src) <= set(src)]
+    for target, (current, exact) in list(chosen.items()):
+        better = _better_scored(current, [m for m in others if target in m.dst], src, target, evaluations)
+        chosen[target] = (current, exact) if better is current else (better, False)
     anywhere = [m for m in manifests if m.any_to_any and set(src) <= set(m.src)]
     for target in dst:
         if target in src:
@@ -206,6 +215,31 @@ def _best_any_to_any(
 
     usable = [m for m in candidates if m.serves(src, target)]
     return min(usable, key=rank) if usable else None
+
+
+def _better_scored(
+    current: ModelManifest,
+    candidates: Sequence[ModelManifest],
+    src: Sequence[Modality],
+    target: Modality,
+    evaluations: Mapping[str, EvaluationRecord | None],
+) -> ModelManifest:
+    """``current``, or the candidate whose recorded brain PSNR and SSIM both beat the best so far."""
+
+    def scores(manifest: ModelManifest) -> tuple[float, float] | None:
+        metrics = recorded_metrics(manifest, src, target, evaluations.get(manifest.name))
+        if metrics is None or not (math.isfinite(metrics.psnr_brain) and math.isfinite(metrics.ssim_brain)):
+            return None
+        return metrics.psnr_brain, metrics.ssim_brain
+
+    best, best_scores = current, scores(current)
+    if best_scores is None:
+        return current
+    for candidate in sorted(candidates, key=lambda m: m.name):
+        theirs = scores(candidate)
+        if theirs is not None and theirs[0] > best_scores[0] and theirs[1] > best_scores[1]:
+            best, best_scores = candidate, theirs
+    return best
 
 
 def _plan_dedicated(

@@ -20,9 +20,13 @@ from synnet.modalities import Modality
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "model_store"
-# Every configuration the tests below ask for (exact models in the bundled store, so a store of
-# only these routes like the full one).
-SERVED = ["synnet_t1-t1c-t2_to_flair", "synnet_t1-t1c_to_t2-flair", "synnet_t1-t2-flair_to_t1c", "synnet_unified"]
+# The models that serve what the tests below ask for, routed over the whole bundled store (each case's
+# exact model, the unified model where it scores higher, T1 -> FLAIR for T1,T1c -> FLAIR), so a store of only
+# these routes like the full one.
+SERVED = [
+    "synnet_t1-t1c-t2_to_flair", "synnet_t1-t1c_to_t2-flair", "synnet_t1-t2-flair_to_t1c", "synnet_t1_to_flair",
+    "synnet_unified",
+]  # fmt: skip
 CUT = (slice(None, None, 4), slice(None, None, 4), slice(72, 80))
 
 
@@ -54,6 +58,12 @@ def dataset(phantom_cases: list[Path], tmp_path_factory: pytest.TempPathFactory)
     write_small_case(phantom_cases[2], root, "BraTS-GLI-00003-000", BRATS_2023, every - {Modality.T1c})
     write_small_case(phantom_cases[0], root, "Case_D", BRATS_2021, every)
     return root
+
+
+@pytest.fixture(scope="session")
+def served_models() -> list[str]:
+    """The bundled models the server below holds."""
+    return list(SERVED)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from synnet import Synthesizer
-from synnet.dataset_layout import BRATS_2021
+from synnet.dataset_layout import BRATS_2021, scan_case
+from synnet.evaluation import EvaluationRecord
+from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
+from synnet.routing import plan
 from synnet.scores import MetricReport
 from synnet_cli.__main__ import main
 from synnet_cli.remote import RemoteSynthesizer
@@ -133,3 +136,21 @@ def test_warnings_come_back_from_the_api_the_service_and_the_cli(dataset, server
     args = ["--t1", str(flipped[Modality.T1]), "--t1c", str(flipped[Modality.T1c]), "--t2", str(flipped[Modality.T2])]
     assert main(["synthesize", *args, "--dst", "FLAIR", "-o", str(tmp_path), "--server", server, *KEY]) == 0
     assert f"warning (orientation): {api.warnings[0].message}" in capsys.readouterr().out
+
+
+def test_the_served_models_route_every_case_of_the_dataset_like_the_whole_store(dataset, served_models) -> None:
+    """The server above holds only some bundled models; it must choose the models the whole store chooses."""
+
+    def routes(names: list[str]) -> list[list[tuple[str, tuple[Modality, ...]]]]:
+        manifests = [ModelManifest.load(BUNDLED / name) for name in names]
+        evaluations = {name: EvaluationRecord.load_if_present(BUNDLED / name) for name in names}
+        chosen = []
+        for case in sorted(p for p in dataset.iterdir() if p.is_dir()):
+            found = scan_case(case)
+            if found.missing:
+                assignments = plan(tuple(found.files), tuple(found.missing), manifests, evaluations)
+                chosen.append([(a.name, a.targets) for a in assignments])
+        return chosen
+
+    every = sorted(p.name for p in BUNDLED.iterdir() if (p / "manifest.json").is_file())
+    assert routes(served_models) == routes(every) and len(routes(every)) == 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from synnet.modalities import Modality
-from training.data.brats import find_cases, load_case, split_cases
+from training.data.brats import WHOLE_TUMOUR_LABEL, find_cases, load_case, split_cases
 from training.data.errors import DataError
 
 ALL = list(Modality)
@@ -165,6 +165,24 @@ def test_segmentation_on_another_grid_is_rejected(make_tiny_case, tmp_path: Path
     with pytest.raises(DataError, match="seg"):
         load_case(case, [Modality.T1])
     assert load_case(case, [Modality.T1], load_seg=False).seg is None
+
+
+def test_a_whole_tumour_mask_loads_as_the_whole_tumour_only(make_tiny_case, tmp_path: Path) -> None:
+    """The T1+FLAIR-only subjects ship a binary mask: it weighs the tumour like a label map's seg > 0."""
+    mask = np.zeros(TINY_SHAPE, np.uint8)
+    mask[8:12, 8:12, 4:6] = 1
+    make_tiny_case("Case5", ["t1", "flair", "wholetumour"], wholetumour=mask)
+    (case,) = find_cases(tmp_path)
+    assert case.whole_tumour_only and case.missing(ALL) == [Modality.T1c, Modality.T2]
+    seg = load_case(case, [Modality.T1]).seg
+    assert seg is not None and set(np.unique(seg)) == {0, WHOLE_TUMOUR_LABEL} and ((seg > 0) == (mask > 0)).all()
+
+
+def test_a_label_map_and_a_whole_tumour_mask_together_are_an_error(make_tiny_case, tmp_path: Path) -> None:
+    make_tiny_case("Case6", ["t1", "seg", "wholetumour"])
+    with pytest.raises(DataError, match="two segmentation files") as info:
+        find_cases(tmp_path)
+    assert info.value.code == "duplicate_file"
 
 
 # --- splitting -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Routing over manifests: exact model first, then subset-of-sources fallbacks, several models, 404."""
+"""Routing over manifests: exact model first, then subset-of-sources fallbacks, several models, 404; and
+between dedicated models that can serve a target, the better recorded score."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from synnet.evaluation import EvaluationRecord
 from synnet.manifest import ArchitectureSpec, LossSpec, ModelManifest, TrainingDataSpec
-from synnet.modalities import parse_modalities
+from synnet.modalities import Modality, parse_modalities
 from synnet.routing import NoModelError, available_configurations, plan
+from synnet.scores import TargetMetrics
 
 
 def manifest(name: str, src: str, dst: str) -> ModelManifest:
@@ -73,3 +76,36 @@ def test_empty_store() -> None:
     with pytest.raises(NoModelError, match="none"):
         route("T1", "T2", [])
     assert available_configurations([]) == []
+
+
+def _scored(**scores: dict[str, tuple[float, float]]) -> dict[str, EvaluationRecord]:
+    """evaluation.json records by model name: target -> (brain PSNR, brain SSIM)."""
+
+    def record(by_target: dict[str, tuple[float, float]]) -> EvaluationRecord:
+        return EvaluationRecord(
+            targets={Modality(t): TargetMetrics(psnr_brain=p, ssim_brain=v) for t, (p, v) in by_target.items()}
+        )
+
+    return {name: record(by_target) for name, by_target in scores.items()}
+
+
+def test_a_dedicated_model_with_fewer_sources_takes_a_target_it_scores_higher_on() -> None:
+    src, dst = parse_modalities("T1,T1c"), parse_modalities("T2")
+    better_subset = _scored(t1_to_t2={"T2": (16.0, 0.60)}, t1_t1c_to_t2={"T2": (15.0, 0.55)})
+    (only,) = plan(src, dst, STORE, better_subset)
+    assert (only.name, only.exact) == ("t1_to_t2", False)
+    worse_subset = _scored(t1_to_t2={"T2": (14.0, 0.50)}, t1_t1c_to_t2={"T2": (15.0, 0.55)})
+    assert [a.name for a in plan(src, dst, STORE, worse_subset)] == ["t1_t1c_to_t2"]
+    one_measure_only = _scored(t1_to_t2={"T2": (14.9, 0.60)}, t1_t1c_to_t2={"T2": (15.0, 0.55)})
+    assert [a.name for a in plan(src, dst, STORE, one_measure_only)] == ["t1_t1c_to_t2"]
+    unscored_exact = _scored(t1_to_t2={"T2": (16.0, 0.60)})  # a measured win needs both models' scores
+    assert [a.name for a in plan(src, dst, STORE, unscored_exact)] == ["t1_t1c_to_t2"]
+
+
+def test_a_mimo_model_keeps_the_targets_it_scores_best_on() -> None:
+    src, dst = parse_modalities("T1"), parse_modalities("T2,FLAIR")
+    scores = _scored(t1_to_t2_flair={"T2": (15.0, 0.50), "FLAIR": (12.0, 0.40)}, t1_to_t2={"T2": (15.5, 0.53)})
+    assert [(a.name, a.targets) for a in plan(src, dst, STORE, scores)] == [
+        ("t1_to_t2", (Modality.T2,)),
+        ("t1_to_t2_flair", (Modality.FLAIR,)),
+    ]

@@ -30,6 +30,9 @@ from training.data.errors import DataError
 
 # Affines of co-registered modalities may differ by float rounding between writers.
 AFFINE_ATOL = 1e-3
+# The label a whole-tumour mask loads as: the tumour weight reads seg > 0, the whole-tumour region (labels 1, 2, 4)
+# is right, and the core and enhancing regions are empty rather than guessed.
+WHOLE_TUMOUR_LABEL = 2
 
 
 @dataclass
@@ -41,12 +44,14 @@ class BratsCase:
         folder: the case folder.
         files: the image file of each modality found.
         seg: the tumour label map (0, 1 necrotic core, 2 oedema, 4 enhancing), if present.
+        whole_tumour_only: ``seg`` is a binary whole-tumour mask (:data:`WHOLE_TUMOUR_LABEL` when loaded).
     """
 
     case_id: str
     folder: Path
     files: dict[Modality, Path] = field(default_factory=dict)
     seg: Path | None = None
+    whole_tumour_only: bool = False
 
     def missing(self, required: Iterable[Modality | str]) -> list[Modality]:
         """The modalities of ``required`` (in that order) that this case has no file for."""
@@ -88,7 +93,7 @@ def find_cases(root: str | Path) -> list[BratsCase]:
         found = scan_dataset(root)
     except SynnetError as exc:
         raise DataError(exc.detail, code=exc.code) from None
-    return [BratsCase(c.case_id, c.folder, c.files, c.seg) for c in found]
+    return [BratsCase(c.case_id, c.folder, c.files, c.seg, c.whole_tumour_only) for c in found]
 
 
 def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg: bool = True) -> LoadedCase:
@@ -128,6 +133,8 @@ def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg
     if load_seg and case.seg is not None:
         seg_array, seg_meta = read_image(case.seg)
         seg = np.rint(seg_array).astype(np.uint8)
+        if case.whole_tumour_only:
+            seg = np.where(seg > 0, WHOLE_TUMOUR_LABEL, 0).astype(np.uint8)
         shapes[SEG_TOKEN] = seg.shape
         affines[SEG_TOKEN] = seg_meta.affine
     _check_same_grid(case.case_id, shapes, affines)

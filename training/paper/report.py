@@ -412,7 +412,10 @@ UNIFIED_SECTION = (
     "FLAIR from T2-bearing sources (T2 → FLAIR 12.25 / 0.482 against 9.62 / 0.387), and the BraTS 2023 case "
     "agrees (21 of 28). A step spent on a T1 ↔ FLAIR pair is not spent on the 26 other configurations, and 9 of "
     "the 21 subjects offer only that pair. The bundled model is therefore trained without them; loader "
-    "and sampler still take partial cases (`--extra-data`), for a run long enough to use them.",
+    "and sampler still take partial cases (`--extra-data`), for a run long enough to use them. That run did not "
+    "read the subjects' whole-tumour masks (the loader does since session 11), so the tumour weight skipped them; "
+    "with their masks, the dedicated T1 → FLAIR gained 6 dB (ablation.md, session 11): the unified model is the "
+    "next to retrain with them.",
     "- **Routing**: which model serves each configuration, with the scores it was chosen by, is the table "
     "at the end of this page, computed from `model_store/` by the service's own rule.",
     "- **Output calibration** (`python -m training.calibrate`, docs/ARCHITECTURE.md, "
@@ -433,16 +436,16 @@ UNIFIED_SECTION = (
     "T1c 8.57 / 0.329 (table 6.54 / 0.285, 8.47 / 0.212) are dedicated too now. So all 16 beat the table on "
     "brain SSIM, and 13 on PSNR. On the BraTS 2023 case T1,FLAIR → T1c beats it on both, T1,T2 → T1c on SSIM "
     "only (2.3 dB below), and T1 → T1c on neither (9.91 / 0.442 against 11.30 / 0.469). Session 11's FLAIR "
-    "models took the last two PSNR losses: T1 → FLAIR 9.30 / 0.365 and T1c → FLAIR 13.59 / 0.367 against the "
-    "table's 7.56 / 0.283 and 9.20 / 0.195 (BraTS 2023: 8.01 / 0.279 and 11.80 / 0.212 against 5.77 / 0.182 and "
+    "models took the last two PSNR losses: T1 → FLAIR 16.29 / 0.451 and T1c → FLAIR 13.59 / 0.367 against the "
+    "table's 7.56 / 0.283 and 9.20 / 0.195 (BraTS 2023: 15.58 / 0.424 and 11.80 / 0.212 against 5.77 / 0.182 and "
     "7.71 / 0.151), so 16 of 16 beat it on SSIM and 15 on PSNR (T1 → T1c is 0.26 dB below).",
     "- **Why T1c (and FLAIR without T2) PSNR stays low**: the outputs lack the bright tail (enhancement, "
     "oedema) where the sources do not show it. On Brats18_CBICA_ABM_1, FLAIR from T1,T1c,T2 (session-5 model): "
     "the prediction's in-brain 99th percentile was 0.47 against the truth's 0.91 (model space), so our "
     "own-percentile scaling puts its bulk near 0.9. Weighing the tumour in the loss fixed most of that for FLAIR "
-    "from T2-bearing sources; T1c enhancement, which no other contrast shows, is what remains, and FLAIR from T1 "
-    "alone, which hardly shows the oedema (a quantile map of its output raises it 4 dB on training cases but "
-    "costs the tumour 0.15 SSIM: ablation.md, session 11).",
+    "from T2-bearing sources; T1c enhancement, which no other contrast shows, is what remains. FLAIR from T1 "
+    "alone was the other case (6.9 dB) until 9 more subjects with their lesions weighed took it to 16.3 dB "
+    "(ablation.md, session 11): what T1 shows of the oedema is learnable, from enough lesions.",
     "",
 )
 
@@ -521,22 +524,25 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "- **Bundled models retrained on the CPU** (session 10, 2 cores of an AMD EPYC with AVX-512): `bash "
         "scripts/dedicated_cpu.sh 2000` retrained the ten with the bundled recipe (`training/paper/plan.py` "
         "BUNDLED_RECIPE, the ablation's arm `m`) at the ablation's scale: 16 feature maps, 96 px windows, batch 16, "
-        "2000 Adam steps with a cosine decay, 4–9 minutes each. `scripts/dedicated_adopt.py` replaced a GPU model only "
-        "where both its mean brain PSNR and SSIM on the 4 test cases were at least as high: 7 of 10 (the two T1 models "
-        "and the T2,FLAIR → T1,T1c model stay from the GPU). The same script added three models for T1c from T1 (alone,"
-        " with T2, with FLAIR), where the unified model scored below the lookup table; T1 → T1c and T1,FLAIR → T1c were"
-        " then replaced by runs with the distribution term weighed 10 (`plan.py` DISTRIBUTION_10_RECIPE: +1.03 dB / "
-        "+0.013 and +0.88 / +0.020; for T1,T2 → T1c and T1,T2,FLAIR → T1c weight 10 scored within the noise and the "
-        "weight-3 models stay). Three more T1c models, from T2, FLAIR and T2+FLAIR (weight 10), replaced the unified "
-        "model and the MIMO model there by small margins: T2 → T1c 8.03 / 0.387 → 8.80 / 0.399, FLAIR → T1c 7.64 / "
-        "0.323 → 8.57 / 0.329, T2,FLAIR → T1c 10.24 / 0.425 → 10.63 / 0.427 (BraTS 2023 10.60 / 0.409 → 13.18 / 0.441)."
-        " `scripts/dedicated_calibrate.sh` then checked an output calibration for every dedicated model; it is built "
-        "into T2 → T1 and T2,FLAIR → T1, the two where it raised both means. Session 11 added three FLAIR models "
-        "without T2 (`plan.py` FLAIR_WITHOUT_T2), where the unified model had scored 6.9–8.0 dB: T1 → FLAIR trained "
-        "also on the 9 subjects that have only T1 and FLAIR (`training.fit --extra-data`, 21 subjects; +1.32 dB / "
-        "+0.015 over 12 subjects, ablation.md) and T1c → FLAIR with the term weighed 10: T1 → FLAIR 6.93 / 0.336 → 9.30"
-        " / 0.365, T1c → FLAIR 7.98 / 0.304 → 13.59 / 0.367, T1,T1c → FLAIR 14.07 / 0.418 (MIMO) → 14.40 / 0.420. The "
-        "last column of the bundled table says where and at what width each model was trained.",
+        "2000 Adam steps with a cosine decay, 4–9 minutes each. `scripts/dedicated_adopt.py` replaced a GPU model "
+        "only where both its mean brain PSNR and SSIM on the 4 test cases were at least as high: 7 of 10 (the two T1 "
+        "models and the T2,FLAIR → T1,T1c model stay from the GPU). The same script added three models for T1c from "
+        "T1 (alone, with T2, with FLAIR), where the unified model scored below the lookup table; T1 → T1c and "
+        "T1,FLAIR → T1c were then replaced by runs with the distribution term weighed 10 (`plan.py` "
+        "DISTRIBUTION_10_RECIPE: +1.03 dB / +0.013 and +0.88 / +0.020; for T1,T2 → T1c and T1,T2,FLAIR → T1c weight "
+        "10 scored within the noise and the weight-3 models stay). Three more T1c models, from T2, FLAIR and T2+FLAIR"
+        " (weight 10), replaced the unified model and the MIMO model there by small margins: T2 → T1c 8.03 / 0.387 → "
+        "8.80 / 0.399, FLAIR → T1c 7.64 / 0.323 → 8.57 / 0.329, T2,FLAIR → T1c 10.24 / 0.425 → 10.63 / 0.427 (BraTS "
+        "2023 10.60 / 0.409 → 13.18 / 0.441). `scripts/dedicated_calibrate.sh` then checked an output calibration for"
+        " every dedicated model; it is built into T2 → T1 and T2,FLAIR → T1, the two where it raised both means. "
+        "Session 11 added three FLAIR models without T2 and FLAIR → T1 (`plan.py` FLAIR_WITHOUT_T2, FLAIR_TO_T1), "
+        "where the unified model had scored 6.9–8.0 dB for FLAIR: T1 → FLAIR and FLAIR → T1 trained also on the 9 "
+        "subjects that have only T1, FLAIR and a whole-tumour mask (`training.fit --extra-data`, 21 subjects, their "
+        "lesions weighed like the others'; ablation.md) and T1c → FLAIR with the term weighed 10: T1 → FLAIR 6.93 / "
+        "0.336 → 16.29 / 0.451 (4000 steps), FLAIR → T1 15.16 / 0.490 → 15.49 / 0.511 (calibrated), T1c → FLAIR 7.98 "
+        "/ 0.304 → 13.59 / 0.367, T1,T1c → FLAIR 14.07 / 0.418 (MIMO) → 14.40 / 0.420; routing now serves T1,T1c → "
+        "FLAIR with T1 → FLAIR, which scores higher on both (docs/service.md). The last column of the bundled table "
+        "says where and at what width each model was trained.",
         "- The training cases travelled to the GPU as `python -m synnet_tools.gpu_pack` files: 7 bits per voxel "
         "of model space (quantization noise 0.002, below the scans' own). Evaluation reads the original files.",
         "",
