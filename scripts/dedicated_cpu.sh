@@ -12,18 +12,20 @@ cd "$(dirname "$0")/.."
 steps=${1:-2000}
 root=runs/dedicated_${steps}steps
 source scripts/cpu_scale.sh
-# one line per bundled run: NAME SRC DST LOSS OPTIONS... (the partially observed subjects where its recipe has them)
+# one line per bundled run: NAME SRC DST LOSS OPTIONS... (with the partially observed subjects and its own step
+# budget where the plan gives them)
 runs=$(python - <<'PY'
 from training.paper.plan import BUNDLED, plan
 for run in plan():
     if run.kind == BUNDLED:
         extra = ("--extra-data", "../shared/data/brats18_t1_flair") if run.partial_subjects else ()
-        print(run.name, ",".join(run.src), ",".join(run.dst), run.loss, *run.options, *extra)
+        steps = ("--max-steps", str(run.cpu_steps)) if run.cpu_steps else ()
+        print(run.name, ",".join(run.src), ",".join(run.dst), run.loss, *run.options, *extra, *steps)
 PY
 )
 while read -r name src dst loss options; do
   # shellcheck disable=SC2086
-  # the run's own options last, so that a step budget of its own (plan.py MAX_STEPS) wins over STEPS
+  # the run's own options last, so that a step budget of its own (plan.py CPU_STEPS) wins over STEPS
   fit_once "$root/store/$name" "$root/runs/$name" --data ../shared/data/brats18 "${cpu_scale[@]}" \
     --src "$src" --dst "$dst" --loss "$loss" --epochs 100000 --max-steps "$steps" \
     --out "$root/store" --name "$name" --run-dir "$root/runs/$name" $options

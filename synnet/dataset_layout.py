@@ -119,13 +119,21 @@ def scan_case(folder: str | Path) -> CaseFiles | None:
         if stem is None:
             continue
         token = file_token(stem)
-        if token in (SEG_TOKEN, WHOLE_TUMOUR_TOKEN):
-            if case.seg is not None:
+        if token == SEG_TOKEN:
+            if case.seg is not None and not case.whole_tumour_only:
                 raise SynnetError(
                     f"case {case.case_id} has two segmentation files: {case.seg.name} and {path.name}",
                     code="duplicate_file",
                 )
-            case.seg, case.whole_tumour_only = path, token == WHOLE_TUMOUR_TOKEN
+            if case.seg is not None:
+                logger.warning("case %s: using the label map %s, not %s", case.case_id, path.name, case.seg.name)
+            case.seg, case.whole_tumour_only = path, False
+            continue
+        if token == WHOLE_TUMOUR_TOKEN:  # the label map, when there is one too, holds more
+            if case.seg is None:
+                case.seg, case.whole_tumour_only = path, True
+            else:
+                logger.warning("case %s: using the label map %s, not %s", case.case_id, case.seg.name, path.name)
             continue
         try:
             modality = parse_modality(token)

@@ -224,22 +224,24 @@ def _better_scored(
     target: Modality,
     evaluations: Mapping[str, EvaluationRecord | None],
 ) -> ModelManifest:
-    """``current``, or the candidate whose recorded brain PSNR and SSIM both beat the best so far."""
+    """``current``, or among the candidates whose recorded brain PSNR and SSIM both beat ``current``'s the one
+    with the best :data:`QUALITY` (then PSNR, then name)."""
 
-    def scores(manifest: ModelManifest) -> tuple[float, float] | None:
+    def measured(manifest: ModelManifest) -> TargetMetrics | None:
         metrics = recorded_metrics(manifest, src, target, evaluations.get(manifest.name))
         if metrics is None or not (math.isfinite(metrics.psnr_brain) and math.isfinite(metrics.ssim_brain)):
             return None
-        return metrics.psnr_brain, metrics.ssim_brain
+        return metrics
 
-    best, best_scores = current, scores(current)
-    if best_scores is None:
+    ours = measured(current)
+    if ours is None:
         return current
-    for candidate in sorted(candidates, key=lambda m: m.name):
-        theirs = scores(candidate)
-        if theirs is not None and theirs[0] > best_scores[0] and theirs[1] > best_scores[1]:
-            best, best_scores = candidate, theirs
-    return best
+    winners = []
+    for candidate in candidates:
+        theirs = measured(candidate)
+        if theirs is not None and theirs.psnr_brain > ours.psnr_brain and theirs.ssim_brain > ours.ssim_brain:
+            winners.append((-getattr(theirs, QUALITY), -theirs.psnr_brain, candidate.name, candidate))
+    return min(winners)[-1] if winners else current
 
 
 def _plan_dedicated(

@@ -178,11 +178,10 @@ def test_a_whole_tumour_mask_loads_as_the_whole_tumour_only(make_tiny_case, tmp_
     assert seg is not None and set(np.unique(seg)) == {0, WHOLE_TUMOUR_LABEL} and ((seg > 0) == (mask > 0)).all()
 
 
-def test_a_label_map_and_a_whole_tumour_mask_together_are_an_error(make_tiny_case, tmp_path: Path) -> None:
+def test_a_label_map_wins_over_a_whole_tumour_mask(make_tiny_case, tmp_path: Path) -> None:
     make_tiny_case("Case6", ["t1", "seg", "wholetumour"])
-    with pytest.raises(DataError, match="two segmentation files") as info:
-        find_cases(tmp_path)
-    assert info.value.code == "duplicate_file"
+    (case,) = find_cases(tmp_path)
+    assert case.seg is not None and case.seg.name == "Case6_seg.nii.gz" and not case.whole_tumour_only
 
 
 # --- splitting -------------------------------------------------------------------------------

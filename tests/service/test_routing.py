@@ -109,3 +109,11 @@ def test_a_mimo_model_keeps_the_targets_it_scores_best_on() -> None:
         ("t1_to_t2", (Modality.T2,)),
         ("t1_to_t2_flair", (Modality.FLAIR,)),
     ]
+
+
+def test_among_several_better_models_the_better_ssim_wins_not_the_name() -> None:
+    src, dst = parse_modalities("T1,T1c,FLAIR"), parse_modalities("T2")
+    scores = _scored(
+        t1_t1c_to_t2={"T2": (15.0, 0.50)}, t1_to_t2={"T2": (16.0, 0.52)}, t1_to_t2_flair={"T2": (15.5, 0.55)}
+    )
+    assert [a.name for a in plan(src, dst, STORE, scores)] == ["t1_to_t2_flair"]

@@ -45,3 +45,12 @@ def test_extra_data_without_the_models_modalities_is_an_error(tiny_root: Path, t
     _partial(tiny_root, tmp_path, "Extra_T1_FLAIR", (Modality.T1, Modality.FLAIR))
     with pytest.raises(DataError, match=r"no case in --extra-data .* has all of T1,T1c"):
         prepare_data(_config(tiny_root, tmp_path, "T1", "T1c"))
+
+
+def test_an_extra_case_named_as_a_test_case_is_refused(tiny_root: Path, tmp_path: Path) -> None:
+    """Even when --data lacks it: training on it would make its test scores not held out."""
+    _partial(tiny_root, tmp_path, "Held_Out", (Modality.T1, Modality.FLAIR))
+    argv = ["--src", "T1", "--dst", "FLAIR", "--data", str(tiny_root), "--extra-data", str(tmp_path),
+            "--val-cases", "0", "--test-cases", "Case0,Held_Out"]  # fmt: skip
+    with pytest.raises(DataError, match=r"repeats case ids .*Held_Out"):
+        prepare_data(make_config(vars(build_parser().parse_args(argv))))

@@ -150,7 +150,12 @@ def _partial_cases(root: Path) -> list[BratsCase]:
     return kept
 
 
-def _extra_cases(folder: str | None, known: dict[str, BratsCase], needed: tuple[Modality, ...] = ()) -> list[BratsCase]:
+def _named_ids(spec: str) -> set[str]:
+    """The case ids a --test-cases/--val-cases value names (none when it is a count)."""
+    return set() if spec.strip().isdigit() else {item.strip() for item in spec.split(",") if item.strip()}
+
+
+def _extra_cases(folder: str | None, taken: set[str], needed: tuple[Modality, ...] = ()) -> list[BratsCase]:
     """The ``--extra-data`` cases: training only. The any-to-any model takes whatever modalities they have
     (two at least); a dedicated model (``needed`` = its sources and targets) only those that hold all of them.
     """
@@ -166,10 +171,12 @@ def _extra_cases(folder: str | None, known: dict[str, BratsCase], needed: tuple[
             )
         if lacking:
             logger.info("--extra-data: %d cases lack %s and are not used", len(lacking), format_modalities(needed))
-    clashing = sorted(case.case_id for case in extra if case.case_id in known)
+    clashing = sorted(case.case_id for case in extra if case.case_id in taken)
     if clashing:
         raise DataError(
-            f"--extra-data {folder!r} repeats case ids of --data: {', '.join(clashing[:5])}", code="bad_split"
+            f"--extra-data {folder!r} repeats case ids of --data, --test-cases or --val-cases: "
+            f"{', '.join(clashing[:5])}",
+            code="bad_split",
         )
     have = {m.value: sum(m in case.files for case in extra) for m in Modality}
     logger.info("--extra-data: %d training cases (%s)", len(extra), ", ".join(f"{k} {v}" for k, v in have.items()))
@@ -188,7 +195,9 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     usable = _partial_cases(root) if any_to_any else _usable_cases(root, (*src, *dst))
     cases = {case.case_id: case for case in usable}
     split = choose_split(sorted(cases), config.data)
-    extra = _extra_cases(config.data.extra_data, cases, () if any_to_any else (*src, *dst))
+    # held-out ids absent from --data count too: an extra case with one of them would train on a "test" case
+    taken = set(cases) | _named_ids(config.data.test_cases) | _named_ids(config.data.val_cases)
+    extra = _extra_cases(config.data.extra_data, taken, () if any_to_any else (*src, *dst))
     cases.update((case.case_id, case) for case in extra)
     split.train = sorted(split.train + [case.case_id for case in extra])
     params = NormalizationParams(target_anchor=config.data.target_anchor)

@@ -535,14 +535,14 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "8.80 / 0.399, FLAIR → T1c 7.64 / 0.323 → 8.57 / 0.329, T2,FLAIR → T1c 10.24 / 0.425 → 10.63 / 0.427 (BraTS "
         "2023 10.60 / 0.409 → 13.18 / 0.441). `scripts/dedicated_calibrate.sh` then checked an output calibration for"
         " every dedicated model; it is built into T2 → T1 and T2,FLAIR → T1, the two where it raised both means. "
-        "Session 11 added three FLAIR models without T2 and FLAIR → T1 (`plan.py` FLAIR_WITHOUT_T2, FLAIR_TO_T1), "
-        "where the unified model had scored 6.9–8.0 dB for FLAIR: T1 → FLAIR and FLAIR → T1 trained also on the 9 "
-        "subjects that have only T1, FLAIR and a whole-tumour mask (`training.fit --extra-data`, 21 subjects, their "
-        "lesions weighed like the others'; ablation.md) and T1c → FLAIR with the term weighed 10: T1 → FLAIR 6.93 / "
-        "0.336 → 16.29 / 0.451 (4000 steps), FLAIR → T1 15.16 / 0.490 → 15.49 / 0.511 (calibrated), T1c → FLAIR 7.98 "
-        "/ 0.304 → 13.59 / 0.367, T1,T1c → FLAIR 14.07 / 0.418 (MIMO) → 14.40 / 0.420; routing now serves T1,T1c → "
-        "FLAIR with T1 → FLAIR, which scores higher on both (docs/service.md). The last column of the bundled table "
-        "says where and at what width each model was trained.",
+        "Session 11 added FLAIR from T1 and from T1c, and FLAIR → T1 (`plan.py` FLAIR_WITHOUT_T2, FLAIR_TO_T1), where"
+        " the unified model had scored 6.9–8.0 dB for FLAIR: T1 → FLAIR and FLAIR → T1 trained also on the 9 subjects"
+        " that have only T1, FLAIR and a whole-tumour mask (`training.fit --extra-data`, 21 subjects, their lesions "
+        "weighed like the others'; ablation.md) and T1c → FLAIR with the term weighed 10: T1 → FLAIR 6.93 / 0.336 → "
+        "16.29 / 0.451 (4000 steps), FLAIR → T1 15.16 / 0.490 → 15.49 / 0.511 (calibrated), T1c → FLAIR 7.98 / 0.304 "
+        "→ 13.59 / 0.367; routing now serves T1,T1c → FLAIR (the MIMO model: 14.07 / 0.418; a dedicated T1,T1c → "
+        "FLAIR model 14.40 / 0.420, not bundled) with T1 → FLAIR (docs/service.md). The last column of the bundled "
+        "table says where and at what width each model was trained.",
         "- The training cases travelled to the GPU as `python -m synnet_tools.gpu_pack` files: 7 bits per voxel "
         "of model space (quantization noise 0.002, below the scans' own). Evaluation reads the original files.",
         "",
