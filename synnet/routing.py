@@ -11,9 +11,9 @@ Ties prefer the model that uses more of the given sources, then fewer extra targ
 name, so the choice is deterministic. Then, per target, another dedicated model that can make it from
 the given sources (its sources a subset of them) takes it when its recorded held-out brain PSNR and
 brain SSIM are both higher than the chosen one's: a model that ignores a source computes exactly what
-it was scored on, so the scores compare like for like (T1 -> FLAIR, trained on more subjects, beats
-T1,T1c -> FLAIR), and a win on both measures keeps noise in one from moving a target between two
-models made for it. Without both models' scores the first choice stays.
+it was scored on, so the scores compare like for like (T1 -> FLAIR, trained on more subjects, serves
+T1,T1c -> FLAIR). A win on both measures is needed, not on one; among several winners the better
+:data:`QUALITY` wins. Without both models' scores the first choice stays.
 
 An any-to-any model (``manifest.any_to_any``, the unified SynNet) serves every target that is not
 a source. Per target it is used

@@ -95,12 +95,17 @@ def _holdout(
     return sorted(set(ids) - set(chosen)), sorted(chosen)
 
 
+def _named_ids(spec: str) -> set[str]:
+    """The case ids a --test-cases/--val-cases value names (none when it is a count)."""
+    return set() if spec.strip().isdigit() else {item.strip() for item in spec.split(",") if item.strip()}
+
+
 def _taken_from(case_ids: list[str], spec: str) -> int:
     """How many of ``case_ids`` a ``--val-cases``/``--test-cases`` value holds out (absent ids take none)."""
     spec = spec.strip()
     if spec.isdigit():
         return int(spec)
-    return len({item.strip() for item in spec.split(",") if item.strip()} & set(case_ids))
+    return len(_named_ids(spec) & set(case_ids))
 
 
 def choose_split(case_ids: list[str], config: DataConfig) -> Split:
@@ -148,11 +153,6 @@ def _partial_cases(root: Path) -> list[BratsCase]:
     if not kept:
         raise DataError(f"no case in {str(root)!r} has two modalities or more", code="missing_modality")
     return kept
-
-
-def _named_ids(spec: str) -> set[str]:
-    """The case ids a --test-cases/--val-cases value names (none when it is a count)."""
-    return set() if spec.strip().isdigit() else {item.strip() for item in spec.split(",") if item.strip()}
 
 
 def _extra_cases(folder: str | None, taken: set[str], needed: tuple[Modality, ...] = ()) -> list[BratsCase]:
