@@ -3,7 +3,8 @@
 #
 # It ran through this project's device tool (a CUDA machine with its own torch, reached for one
 # call of at most 10 minutes, 64 MiB each way), so it brings its inputs along in .gpu/ (ignored by
-# git): the 12 training cases as a synnet_tools.gpu_pack file, and wheels of the pure-Python
+# git): the 12 training cases as a synnet_tools.gpu_pack file (and, when packed, the 9 T1+FLAIR-only subjects that
+# the runs of plan.py PARTIAL_SUBJECT_RUNS also train on), and wheels of the pure-Python
 # dependencies the machine lacks. Arguments: comparison and bundled training seconds per run.
 # Results come back under $OUT as slim float16 checkpoints (training.checkpoint.slim_checkpoint),
 # which `python -m training.export` turns into model-store entries on this side.
@@ -28,6 +29,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 
 python3 -m synnet_tools.gpu_pack unpack .gpu/brats18_train.pack --out /tmp/brats18 > /dev/null
+extra_data=()
+if [ -f .gpu/brats18_t1_flair.pack ]; then
+  python3 -m synnet_tools.gpu_pack unpack .gpu/brats18_t1_flair.pack --out /tmp/brats18_t1_flair > /dev/null
+  extra_data=(--extra-data /tmp/brats18_t1_flair)
+fi
 echo "setup took $(( $(date +%s) - started )) s"
 
 # a few seconds of one fit first: an incompatibility with the machine's torch shows here, not in 34 logs
@@ -37,7 +43,8 @@ echo "smoke test passed after $(( $(date +%s) - started )) s"
 
 timeout 440 python3 -m training.paper train --data /tmp/brats18 --test-cases "$TEST_CASES" --jobs "$JOBS" \
   --runs-dir /tmp/runs --comparison-store /tmp/store_cmp --bundled-store /tmp/store_bundled \
-  --comparison-seconds "$COMPARISON_SECONDS" --bundled-seconds "$BUNDLED_SECONDS" || echo "some runs failed"
+  --comparison-seconds "$COMPARISON_SECONDS" --bundled-seconds "$BUNDLED_SECONDS" "${extra_data[@]}" \
+  || echo "some runs failed"
 echo "training took $(( $(date +%s) - started )) s"
 
 python3 - <<'PY'

@@ -9,12 +9,16 @@ the scans' own noise. Unpacking writes a BraTS-2018-layout folder in raw units
 ``lo + q / 127 * (hi - lo)`` inside the brain and 0 outside, so normalization there measures the
 same (lo, hi) to within one step and the manifests' ``output_reference`` stays in scanner units.
 
-Only the brain's bounding box is stored, compressed with xz (about 3.5 MB per case). Evaluation
-always reads the original files: this format is for training only.
+Only the bounding box of the brain (and of the tumour) is stored, compressed with xz (about
+3.5 MB per case). A case travels with the modalities it has (the T1+FLAIR-only subjects too) and
+with its tumour labels, since the bundled recipe weighs the loss inside the tumour: a label map
+comes back as ``<case>_seg``, a whole-tumour mask as ``<case>_wholetumour``. Evaluation always
+reads the original files: this format is for training only.
 
 Usage::
 
     python -m synnet_tools.gpu_pack pack --data ../shared/data/brats18 --cases ID,ID --out cases.pack
+    python -m synnet_tools.gpu_pack pack --data ../shared/data/brats18_t1_flair --out extra.pack   # every case
     python -m synnet_tools.gpu_pack unpack cases.pack --out data/brats18
 """
 
@@ -30,6 +34,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from synnet.dataset_layout import SEG_TOKEN, WHOLE_TUMOUR_TOKEN
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, intensity_range
 from training.data.brats import BratsCase, find_cases, load_case
@@ -40,13 +45,17 @@ LEVELS = 127
 FILE_TOKENS = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
 
 
-def pack_case(folder_case: BratsCase, modalities: tuple[Modality, ...] = tuple(FILE_TOKENS)) -> bytes:
-    """One case as xz-compressed npz bytes: affine, shape, brain box, (lo, hi) and uint8 volumes."""
-    loaded = load_case(folder_case, modalities, load_seg=False)
+def pack_case(folder_case: BratsCase) -> bytes:
+    """One case as xz-compressed npz bytes: affine, shape, box, (lo, hi), uint8 volumes and the tumour labels."""
+    modalities = tuple(m for m in FILE_TOKENS if m in folder_case.files)
+    if not modalities:
+        raise DataError(f"case {folder_case.case_id} has no image to pack", code="empty_case")
+    loaded = load_case(folder_case, modalities)
     mask = brain_mask([loaded.images[m] for m in modalities])
     if not mask.any():
         raise DataError(f"case {folder_case.case_id} has no brain voxels", code="empty_case")
-    corners = np.argwhere(mask)
+    kept = mask if loaded.seg is None else mask | (loaded.seg > 0)
+    corners = np.argwhere(kept)
     lo_corner, hi_corner = corners.min(axis=0), corners.max(axis=0) + 1
     box = tuple(slice(a, b) for a, b in zip(lo_corner, hi_corner, strict=True))
     arrays: dict[str, np.ndarray] = {
@@ -55,6 +64,9 @@ def pack_case(folder_case: BratsCase, modalities: tuple[Modality, ...] = tuple(F
         "box": np.stack([lo_corner, hi_corner]).astype(np.int64),
         "mask": np.packbits(mask[box]),
     }
+    if loaded.seg is not None:
+        token = WHOLE_TUMOUR_TOKEN if folder_case.whole_tumour_only else SEG_TOKEN
+        arrays[f"labels_{token}"] = loaded.seg[box].astype(np.uint8)
     for modality in modalities:
         image = loaded.images[modality]
         value_range = intensity_range(image, mask)
@@ -67,7 +79,7 @@ def pack_case(folder_case: BratsCase, modalities: tuple[Modality, ...] = tuple(F
 
 
 def unpack_case(payload: bytes, case_id: str, out_root: Path) -> Path:
-    """Write one packed case as ``<out_root>/<case_id>/<case_id>_<t1|t1ce|t2|flair>.nii.gz``."""
+    """Write one packed case as ``<out_root>/<case_id>/<case_id>_<t1|t1ce|t2|flair|seg|wholetumour>.nii.gz``."""
     arrays = np.load(io.BytesIO(lzma.decompress(payload)))
     shape = tuple(int(n) for n in arrays["shape"])
     lo_corner, hi_corner = arrays["box"]
@@ -84,6 +96,11 @@ def unpack_case(payload: bytes, case_id: str, out_root: Path) -> Path:
         values = lo + arrays[f"{modality.value}_q"].astype(np.float32) / LEVELS * (hi - lo)
         volume[box] = np.where(mask, values, 0.0)
         nib.save(nib.Nifti1Image(volume, arrays["affine"]), folder / f"{case_id}_{token}.nii.gz")
+    for token in (SEG_TOKEN, WHOLE_TUMOUR_TOKEN):
+        if f"labels_{token}" in arrays:
+            labels = np.zeros(shape, dtype=np.uint8)
+            labels[box] = arrays[f"labels_{token}"]
+            nib.save(nib.Nifti1Image(labels, arrays["affine"]), folder / f"{case_id}_{token}.nii.gz")
     return folder
 
 
@@ -117,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     verbs = parser.add_subparsers(dest="verb", required=True)
     packer = verbs.add_parser("pack", help="pack cases of a BraTS folder")
     packer.add_argument("--data", type=Path, required=True)
-    packer.add_argument("--cases", required=True, help="comma-separated case ids")
+    packer.add_argument("--cases", help="comma-separated case ids (default: every case of --data)")
     packer.add_argument("--out", type=Path, required=True)
     unpacker = verbs.add_parser("unpack", help="write a pack as a BraTS folder")
     unpacker.add_argument("pack", type=Path)
@@ -125,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.verb == "pack":
-            pack(args.data, [c.strip() for c in args.cases.split(",") if c.strip()], args.out)
+            if args.cases is None:
+                case_ids = [case.case_id for case in find_cases(args.data)]
+            else:
+                case_ids = [c.strip() for c in args.cases.split(",") if c.strip()]
+            pack(args.data, case_ids, args.out)
         else:
             for folder in unpack(args.pack, args.out):
                 print(folder)

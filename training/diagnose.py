@@ -11,7 +11,9 @@ with its truth after the in-brain scaling of :func:`synnet.metrics.brain_scaled`
   (label 1), oedema (2), enhancing tumour (4), CSF and healthy brain. BraTS has no CSF label:
   CSF here is the brightest :data:`CSF_FRACTION` of the non-tumour brain voxels of the case's
   real T2 (ventricles and sulci are the brightest healthy tissue on T2), and healthy brain is
-  the rest of the non-tumour brain. A case without ``seg`` has no tumour classes;
+  the rest of the non-tumour brain. A case without ``seg`` has no tumour classes; one whose seg is
+  a whole-tumour mask (``<case>_wholetumour``) has a single ``tumour`` class, since its labels say
+  nothing about oedema or core; one without a T2 has no CSF class;
 * oracles that isolate the intensity distribution from structure: PSNR/SSIM after the best
   affine map of the prediction onto the truth (least squares inside the brain), and after
   histogram matching (each predicted voxel takes the truth's value of the same rank);
@@ -56,12 +58,22 @@ TUMOUR_LABELS = {"necrosis": 1, "oedema": 2, "enhancing": 4}
 PERCENTILES = (0.5, 50.0, 99.5)
 
 
-def tissue_classes(mask: np.ndarray, seg: np.ndarray | None, t2: np.ndarray) -> dict[str, np.ndarray]:
-    """Bool masks of healthy brain, CSF (brightest non-tumour T2, see module docstring) and tumour labels."""
+def tissue_classes(
+    mask: np.ndarray, seg: np.ndarray | None, t2: np.ndarray | None, *, whole_tumour_only: bool = False
+) -> dict[str, np.ndarray]:
+    """Bool masks of healthy brain, CSF (brightest non-tumour T2, see module docstring) and tumour labels.
+
+    ``whole_tumour_only``: ``seg`` came from a binary whole-tumour mask, so its label is not oedema.
+    """
     non_tumour = mask & (seg == 0) if seg is not None else mask.copy()
-    csf = non_tumour & (t2 > np.percentile(t2[non_tumour], 100 * (1 - CSF_FRACTION)))
-    classes = {"brain": non_tumour & ~csf, "CSF": csf}
-    if seg is not None:
+    if t2 is None:
+        classes = {"brain": non_tumour}
+    else:
+        csf = non_tumour & (t2 > np.percentile(t2[non_tumour], 100 * (1 - CSF_FRACTION)))
+        classes = {"brain": non_tumour & ~csf, "CSF": csf}
+    if seg is not None and whole_tumour_only:
+        classes["tumour"] = mask & (seg > 0)
+    elif seg is not None:
         classes |= {name: mask & (seg == label) for name, label in TUMOUR_LABELS.items()}
     return {name: region for name, region in classes.items() if region.any()}
 
@@ -112,9 +124,9 @@ def diagnose_case(model: LoadedModel, case: BratsCase, batch_size: int = 4) -> l
     prediction = predict_case(model, case, batch_size)
     loaded, mask, seg = prediction.loaded, prediction.mask, prediction.loaded.seg
     t2 = loaded.images.get(Modality.T2)
-    if t2 is None:
+    if t2 is None and Modality.T2 in case.files:
         t2 = load_case(case, [Modality.T2], load_seg=False).images[Modality.T2]
-    classes = tissue_classes(mask, seg, t2)
+    classes = tissue_classes(mask, seg, t2, whole_tumour_only=case.whole_tumour_only)
     tumour = mask & (seg > 0) if seg is not None else np.zeros_like(mask)
     healthy = mask & ~tumour
     results = []

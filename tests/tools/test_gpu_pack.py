@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from synnet.modalities import Modality
@@ -30,6 +31,32 @@ def test_pack_round_trip_keeps_model_space_within_one_step(phantom_root: Path, t
         assert abs(range_after.hi - range_before.hi) <= step * (range_before.hi - range_before.lo)
         assert float(np.abs(after - before)[mask].max()) <= 1.5 * step
     assert packed.stat().st_size < 0.5 * sum(p.stat().st_size for p in case.files.values())
+    # the tumour labels travel too: the bundled recipe weighs the loss inside the tumour
+    labels_before = load_case(case, [Modality.T1]).seg
+    labels_after = load_case(find_cases(tmp_path / "out")[0], [Modality.T1]).seg
+    assert labels_before is not None and labels_before.any()
+    assert labels_after is not None and np.array_equal(labels_after, labels_before)
+
+
+def test_pack_keeps_a_partial_case_and_its_whole_tumour_mask(phantom_root: Path, tmp_path: Path) -> None:
+    """A T1+FLAIR-only subject with a binary mask (as in ../shared/data/brats18_t1_flair) comes back as one."""
+    source = find_cases(phantom_root)[0]
+    case_id = "partial_subject"
+    folder = tmp_path / "partial" / case_id
+    folder.mkdir(parents=True)
+    for modality, token in ((Modality.T1, "t1"), (Modality.FLAIR, "flair")):
+        (folder / f"{case_id}_{token}.nii.gz").write_bytes(source.files[modality].read_bytes())
+    labels = nib.load(source.seg)
+    whole = (np.asarray(labels.dataobj) > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(whole, labels.affine), folder / f"{case_id}_wholetumour.nii.gz")
+    packed = tmp_path / "partial.pack"
+    assert main(["pack", "--data", str(tmp_path / "partial"), "--out", str(packed)]) == 0  # every case
+    assert main(["unpack", str(packed), "--out", str(tmp_path / "out")]) == 0
+    copy = find_cases(tmp_path / "out")[0]
+    assert copy.case_id == case_id and set(copy.files) == {Modality.T1, Modality.FLAIR}
+    assert copy.whole_tumour_only
+    loaded = load_case(copy, [Modality.T1, Modality.FLAIR])
+    assert loaded.seg is not None and np.array_equal(loaded.seg > 0, whole > 0)
 
 
 def test_pack_names_missing_cases(phantom_root: Path, tmp_path: Path, capsys) -> None:

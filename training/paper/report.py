@@ -544,12 +544,14 @@ def preamble(train_cases: Sequence[str], test_cases: Sequence[str]) -> list[str]
         "FLAIR model 14.40 / 0.420, not bundled) with T1 → FLAIR (docs/service.md). The last column of the bundled "
         "table says where and at what width each model was trained.",
         "- The training cases travelled to the GPU as `python -m synnet_tools.gpu_pack` files: 7 bits per voxel "
-        "of model space (quantization noise 0.002, below the scans' own). Evaluation reads the original files.",
+        "of model space (quantization noise 0.002, below the scans' own), with their tumour labels. Evaluation "
+        "reads the original files.",
         "",
         "```bash",
-        "# here: pack the 12 training cases and the wheels the GPU machine lacks into .gpu/",
+        "# here: pack the 12 training cases, the 9 T1+FLAIR-only subjects and the wheels the GPU lacks into .gpu/",
         "python -m synnet_tools.gpu_pack pack --data ../shared/data/brats18 --cases <the 12 ids> \\",
         "    --out .gpu/brats18_train.pack",
+        "python -m synnet_tools.gpu_pack pack --data ../shared/data/brats18_t1_flair --out .gpu/brats18_t1_flair.pack",
         "# on the GPU machine (scripts/paper_on_gpu.sh runs training.paper train with these budgets)",
         "bash scripts/paper_on_gpu.sh 50 180",
         "# here: export the returned checkpoints, evaluate, write this file",
