@@ -54,3 +54,22 @@ def test_an_extra_case_named_as_a_test_case_is_refused(tiny_root: Path, tmp_path
             "--val-cases", "0", "--test-cases", "Case0,Held_Out"]  # fmt: skip
     with pytest.raises(DataError, match=r"repeats case ids .*Held_Out"):
         prepare_data(make_config(vars(build_parser().parse_args(argv))))
+
+
+def test_training_cases_the_tumour_weight_cannot_reach_are_named(tiny_root: Path, tmp_path: Path, caplog) -> None:
+    """A case without _seg or _wholetumour trains with weight 1 in its tumour: the fit says which ones."""
+    import nibabel as nib
+    import numpy as np
+
+    _partial(tiny_root, tmp_path, "Extra_Masked", (Modality.T1, Modality.FLAIR))
+    t1 = nib.load(tmp_path / "Extra_Masked" / BRATS_2021.file_name("Extra_Masked", Modality.T1))
+    lesion = (np.asarray(t1.dataobj) > np.percentile(np.asarray(t1.dataobj), 95)).astype(np.uint8)
+    nib.save(nib.Nifti1Image(lesion, t1.affine), tmp_path / "Extra_Masked" / "Extra_Masked_wholetumour.nii.gz")
+    argv = ["--src", "T1", "--dst", "FLAIR", "--data", str(tiny_root), "--extra-data", str(tmp_path),
+            "--val-cases", "0", "--test-cases", "1", "--mask-loss", "--tumour-weight", "5"]  # fmt: skip
+    with caplog.at_level("WARNING", logger="training.fitting.data"):
+        data = prepare_data(make_config(vars(build_parser().parse_args(argv))))
+    warnings = [r.getMessage() for r in caplog.records if "--tumour-weight does not apply" in r.getMessage()]
+    unlabelled = sorted(stack.case_id for stack in data.train if stack.tumour is None)
+    assert len(unlabelled) == 2 and "Extra_Masked" not in unlabelled
+    assert len(warnings) == 1 and "2 of 3" in warnings[0] and all(case in warnings[0] for case in unlabelled)

@@ -216,6 +216,14 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
 
     # the segmentation is read only to weight the loss inside the tumour (--tumour-weight)
     train, val = load(split.train, seg=config.model.weighs_tumour), load(split.val)
+    unlabelled = [stack.case_id for stack in train if stack.tumour is None]
+    if config.model.weighs_tumour and unlabelled:
+        logger.warning(
+            "--tumour-weight does not apply to %d of %d training cases, which have no _seg or _wholetumour file: %s",
+            len(unlabelled),
+            len(train),
+            ", ".join(unlabelled),
+        )
     logger.info(
         "%d cases: %d train (%d slices), %d validation (%d slices), %d test (held out, not loaded)",
         split.n_cases,
