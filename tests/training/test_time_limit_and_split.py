@@ -68,3 +68,8 @@ def test_explicit_validation_ids_must_exist() -> None:
 def test_a_split_must_leave_a_training_case() -> None:
     with pytest.raises(DataError, match="leave one to train on"):
         _split(["a", "b"], "a,b")
+
+
+def test_a_repeated_test_id_is_held_out_once() -> None:
+    split = _split(["a", "b", "c"], "b, a,b")
+    assert split.test == ["a", "b"] and split.train == ["c"]

@@ -86,13 +86,13 @@ def _holdout(
     spec = spec.strip()
     if spec.isdigit():
         return split_cases(ids, int(spec), seed)
-    chosen = [item.strip() for item in spec.split(",") if item.strip()]
+    chosen = sorted(_named_ids(spec))  # a repeated id is held out once
     unknown = [item for item in chosen if item not in ids]
     if unknown and not allow_absent:
         raise DataError(f"{what} {', '.join(unknown)} not among the available cases", code="bad_split")
     if unknown:
         logger.warning("%s %s not in the data folder: recorded as held out", what, ", ".join(unknown))
-    return sorted(set(ids) - set(chosen)), sorted(chosen)
+    return sorted(set(ids) - set(chosen)), chosen
 
 
 def _named_ids(spec: str) -> set[str]:
