@@ -414,8 +414,19 @@ UNIFIED_SECTION = (
     "the 21 subjects offer only that pair. The bundled model is therefore trained without them; loader "
     "and sampler still take partial cases (`--extra-data`), for a run long enough to use them. That run did not "
     "read the subjects' whole-tumour masks (the loader does since session 11), so the tumour weight skipped them; "
-    "with their masks, the dedicated T1 → FLAIR gained 6 dB (ablation.md, session 11): the unified model is the "
-    "next to retrain with them.",
+    "with their masks, the dedicated T1 → FLAIR gained 6 dB (ablation.md, session 11). Session 12 retrained the "
+    "bundled recipe (mean-and-max fusion, tumour weight 5, 4000 steps) with them and their masks read "
+    "(`bash scripts/unified_partial_cpu.sh`, 2367 s on 2 cores of an Intel Xeon with AVX-512 and AMX), calibrated,"
+    " against the bundled model ([results/configurations/synnet_unified_partial_masks]"
+    "(results/configurations/synnet_unified_partial_masks/configurations.md)): FLAIR from T1 and T1c now gains "
+    "(T1 → FLAIR 6.93 / 0.336 → 16.74 / 0.468, above the dedicated model's 16.29 / 0.451; T1,T1c → FLAIR 7.76 / "
+    "0.333 → 14.78 / 0.424; T1c → FLAIR 7.98 / 0.304 → 10.80 / 0.340; BraTS 2023 T1 → FLAIR 0.218 → 0.419), but "
+    "the other 25 configurations lose 0.29 dB / 0.010 SSIM on average (SSIM higher in only 5 of them; T1,FLAIR → "
+    "T2 16.69 / 0.591 → 16.14 / 0.567, T1,T2 → FLAIR 0.531 → 0.503), and the BraTS 2023 case agrees (−0.18 dB / "
+    "−0.009). Routed, it would have served two configurations better on both measures (T1 → FLAIR by 0.45 dB / "
+    "0.017, T1c → T2 by 0.28 / 0.015), six worse on both (by up to 0.55 dB / 0.028: T1,FLAIR → T2, T1,T2 → FLAIR,"
+    " T1,T1c,T2 → FLAIR, three T1 targets) and four better on one measure only, so it is not bundled: at 4000 "
+    "steps the extra subjects still cost the configurations they cannot show.",
     "- **Routing**: which model serves each configuration, with the scores it was chosen by, is the table "
     "at the end of this page, computed from `model_store/` by the service's own rule.",
     "- **Output calibration** (`python -m training.calibrate`, docs/ARCHITECTURE.md, "
