@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from float_tolerance import assert_close_but_for_pool_flips
+from float_tolerance import assert_close_to_scale
 from service.batcher import Batcher
 from synnet.errors import SynnetError
 from synnet.store import LoadedModel
@@ -40,11 +40,15 @@ async def test_concurrent_chunks_share_forwards_and_get_their_own_outputs(model,
         outputs = await asyncio.gather(*(batcher.submit(x) for x in inputs))
     finally:
         await batcher.stop()
-    for x, y in zip(inputs, outputs, strict=True):
-        assert_close_but_for_pool_flips(y, model.forward(x))  # batched: other kernels
     # 1 + 2 + 1 = 4 slices filled the first batch; the 3-slice chunk waited for its deadline.
     assert batcher.stats.batches == 2 and batcher.stats.slices == 7
     assert batcher.stats.max_chunks_per_batch == 3
+    # Each chunk gets its own rows of the forward it shared. The reference runs the same batches, so the same
+    # kernels: on another batch size a max-pool index can flip, and one flip moved 5 % of a 32 x 40 slice on
+    # an AMX Xeon, more than tests/float_tolerance.py allows.
+    shared = model.forward(torch.cat(inputs[:3])).split([len(x) for x in inputs[:3]])
+    for y, expected in zip(outputs, [*shared, model.forward(inputs[3])], strict=True):
+        assert_close_to_scale(y, expected)
 
 
 async def test_full_batch_runs_without_waiting_for_the_deadline(model, executor) -> None:
@@ -84,8 +88,9 @@ async def test_different_shapes_are_never_mixed(model, executor) -> None:
     finally:
         await batcher.stop()
     assert sorted(seen) == [(1, 1, 48, 32), (4, 1, 32, 40)]
-    for x, y in ((a, ya), (b, yb), (c, yc)):
-        assert_close_but_for_pool_flips(y, model.forward(x))  # batched: other kernels
+    ya_expected, yc_expected = model.forward(torch.cat([a, c])).split([2, 2])  # the batch a and c shared
+    for y, expected in ((ya, ya_expected), (yb, model.forward(b)), (yc, yc_expected)):
+        assert_close_to_scale(y, expected)
 
 
 async def test_an_exception_reaches_every_waiter_and_the_batcher_survives(model, executor) -> None:
