@@ -1,5 +1,5 @@
 # The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh, flair_ablation_cpu.sh,
-# dedicated_calibrate.sh and unified_recipe.sh), so that their runs compare: the 4 held-out BraTS 2018
+# t1c_ablation_cpu.sh, dedicated_calibrate.sh and unified_recipe.sh), so that their runs compare: the 4 held-out BraTS 2018
 # test cases, 16 feature maps, 96 px windows, batch 16, Adam at 1e-3 with a cosine decay, seed 0.
 
 test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1

@@ -1,5 +1,5 @@
-# The bundled unified SynNet's training recipe, sourced by scripts/unified_cpu.sh and
-# scripts/partial_subjects_cpu.sh so that the two arms they compare differ only in their data.
+# The bundled unified SynNet's training recipe, sourced by scripts/unified_cpu.sh, scripts/partial_subjects_cpu.sh and
+# scripts/unified_partial_cpu.sh so that the arms they compare differ only in their data.
 
 source scripts/cpu_scale.sh
 

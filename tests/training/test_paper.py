@@ -30,10 +30,10 @@ def test_plan_holds_every_paper_cell_and_the_bundled_models() -> None:
     bundled = [run for run in runs if run.kind == BUNDLED]
     assert len(comparison) == 8 + 18 - 2  # Table 3 and 4 share SynNet/L2 for T1→T2 and T2→T1
     assert len(bundled) == 19 and {run.loss for run in bundled} == {"joint_l1"}  # adopted by the ablation
-    for run in bundled:  # arm m, its distribution term weighed 10 for two T1c models (arm l)
+    for run in bundled:  # arm m, its distribution term weighed 10 (arm l) or 30 for some T1c and FLAIR models
         recipe = build_parser().parse_args(["--data", "d", *run.options])  # it parses as fit options
         assert recipe.mask_loss and recipe.intensity_augment and recipe.tumour_weight == 5
-        assert recipe.histogram_weight in (3, 10) and recipe.histogram_bands == "0,1,10,50,90,99,100"
+        assert recipe.histogram_weight in (3, 10, 30) and recipe.histogram_bands == "0,1,10,50,90,99,100"
     assert {run.options for run in comparison} == {()}  # the paper's recipe, reproducible
     for arch, src, dst, _ in PAPER_TABLE3:
         assert any(r.arch == arch and r.loss == "l2" and r.src == (src,) and r.dst == (dst,) for r in comparison)
