@@ -25,3 +25,9 @@ fit_once() {
     python -m training.fit "$@"
   fi
 }
+
+# distribution_options WEIGHT: the bundled recipe's training.fit options with the distribution term at WEIGHT
+# (training/paper/plan.py distribution_recipe), one word each, for the ablation scripts' arms
+distribution_options() {
+  python -c "import sys; from training.paper.plan import distribution_recipe as r; print(*r(sys.argv[1]))" "$1"
+}

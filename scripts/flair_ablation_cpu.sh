@@ -13,7 +13,7 @@ weight=${1:-3}
 steps=${2:-2000}
 root=runs/flair_ablation_weight${weight}_${steps}steps
 partial=../shared/data/brats18_t1_flair
-recipe=$(python -c "import sys; from training.paper.plan import distribution_recipe as r; print(*r(sys.argv[1]))" "$weight")
+recipe=$(distribution_options "$weight")
 fit() {  # NAME SRC DST [more training.fit options]
   local name=$1 src=$2 dst=$3
   shift 3

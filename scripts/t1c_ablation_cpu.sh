@@ -12,7 +12,7 @@ loss=${2:-joint_l1}
 src=${3:-T1}
 name=synnet_$(echo "$src" | tr 'A-Z' 'a-z' | tr ',' '-')_to_t1c
 root=runs/t1c_ablation_weight${weight}_${loss}
-recipe=$(python -c "import sys; from training.paper.plan import distribution_recipe as r; print(*r(sys.argv[1]))" "$weight")
+recipe=$(distribution_options "$weight")
 # shellcheck disable=SC2086
 fit_once "$root/store/$name" "$root/runs/$name" --data ../shared/data/brats18 "${cpu_scale[@]}" \
   --src "$src" --dst T1c --loss "$loss" $recipe --epochs 100000 --max-steps 2000 \

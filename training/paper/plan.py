@@ -85,8 +85,9 @@ BUNDLED_RECIPE = distribution_recipe("3")
 # dedicated models gain T1 -> T1c +1.03 dB / +0.013, T1,FLAIR -> T1c +0.88 / +0.020 and T1c -> FLAIR
 # +0.53 / +0.005). For T1,T2 -> T1c (-0.21 / -0.006), T1,T2,FLAIR -> T1c (+0.43 / -0.001) and T1 -> FLAIR
 # (+0.39 / -0.002) it scored within the noise, so those bundled models keep weight 3. The T1c models without
-# T1 were trained with weight 10 from the start.
+# T1 were trained with weight 10 from the start. Session 12 moved T1 -> T1c and those to weight 30 (below).
 DISTRIBUTION_10_RECIPE = distribution_recipe("10")
+DISTRIBUTION_10_RUNS = {(("T1", "FLAIR"), ("T1c",)), (("T1c",), ("FLAIR",))}
 # Weighed 30 (ablation.md, session 12), the T1c models without T1 gain on both means: T2 -> T1c 8.80 / 0.399 ->
 # 11.22 / 0.436, FLAIR -> T1c 8.57 / 0.329 -> 10.46 / 0.351, T2,FLAIR -> T1c 10.63 / 0.427 -> 11.67 / 0.432; T1 -> T1c
 # 11.31 / 0.4830 -> 11.72 / 0.4825 (PSNR higher in all 4 test cases and on BraTS 2023, SSIM within the noise), which
@@ -94,7 +95,6 @@ DISTRIBUTION_10_RECIPE = distribution_recipe("10")
 # loss for T1 -> T1c scored 11.00 / 0.477.
 DISTRIBUTION_30_RECIPE = distribution_recipe("30")
 DISTRIBUTION_30_RUNS = {(("T1",), ("T1c",)), *T1C_WITHOUT_T1}
-DISTRIBUTION_10_RUNS = {(("T1", "FLAIR"), ("T1c",)), (("T1c",), ("FLAIR",))}
 
 
 # CPU step budgets of their own (scripts/dedicated_cpu.sh; the others get its STEPS, 2000). With 21 subjects, twice
