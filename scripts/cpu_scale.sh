@@ -1,6 +1,7 @@
-# The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh, flair_ablation_cpu.sh,
-# t1c_ablation_cpu.sh, dedicated_calibrate.sh and unified_recipe.sh), so that their runs compare: the 4 held-out BraTS 2018
-# test cases, 16 feature maps, 96 px windows, batch 16, Adam at 1e-3 with a cosine decay, seed 0.
+# The small scale every CPU training script trains at (sourced by ablation_cpu.sh, dedicated_cpu.sh,
+# flair_ablation_cpu.sh, t1c_ablation_cpu.sh, dedicated_calibrate.sh, dedicated_flips.sh and unified_recipe.sh), so
+# that their runs compare: the 4 held-out BraTS 2018 test cases, 16 feature maps, 96 px windows, batch 16, Adam at
+# 1e-3 with a cosine decay, seed 0.
 
 test_cases=Brats18_CBICA_ABM_1,Brats18_TCIA03_265_1,Brats18_TCIA10_637_1,Brats18_TCIA10_639_1
 cpu_scale=(--test-cases "$test_cases" --val-cases 0
@@ -30,4 +31,23 @@ fit_once() {
 # (training/paper/plan.py distribution_recipe), one word each, for the ablation scripts' arms
 distribution_options() {
   python -c "import sys; from training.paper.plan import distribution_recipe as r; print(*r(sys.argv[1]))" "$1"
+}
+
+# change_dedicated_models MODULE STORE OUT: run python -m MODULE (training.calibrate or training.flip_ensemble, each
+# checked on the model's training cases) on every dedicated model of STORE, writing the changed model into OUT/store
+# and its checks into OUT/tables/NAME.md; a model already in OUT/store is skipped (resumable). The unified model
+# is left out: its 28 configurations are scored by its own script (unified_cpu.sh)
+change_dedicated_models() {
+  local module=$1 store=$2 out=$3 folder name
+  mkdir -p "$out/store" "$out/tables"
+  for folder in "$store"/*/; do
+    name=$(basename "$folder")
+    if [ ! -f "$folder/manifest.json" ] || [ -f "$out/store/$name/manifest.json" ]; then continue; fi
+    if python -c 'import json, sys; sys.exit(not json.load(open(sys.argv[1])).get("any_to_any", False))' \
+        "$folder/manifest.json"; then
+      continue
+    fi
+    python -m "$module" --store "$store" --model "$name" --data ../shared/data/brats18 \
+      --out "$out/store" > "$out/tables/$name.md"
+  done
 }

@@ -8,17 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cpu_scale.sh
-store=$1
-out=$2
-mkdir -p "$out/store" "$out/tables"
-for folder in "$store"/*/; do
-  name=$(basename "$folder")
-  if [ ! -f "$folder/manifest.json" ] || [ -f "$out/store/$name/manifest.json" ]; then continue; fi
-  if python -c 'import json, sys; sys.exit(not json.load(open(sys.argv[1])).get("any_to_any", False))' \
-      "$folder/manifest.json"; then
-    continue  # the unified model has its own calibration
-  fi
-  python -m training.calibrate --store "$store" --model "$name" --data ../shared/data/brats18 \
-    --out "$out/store" > "$out/tables/$name.md"
-done
-score_store "$out/store" "$out/evaluation"
+change_dedicated_models training.calibrate "$1" "$2"
+score_store "$2/store" "$2/evaluation"

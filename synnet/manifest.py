@@ -75,13 +75,16 @@ class TrainingDataSpec(BaseModel):
     split_seed: int = 0
 
 
-class CalibrationCheck(BaseModel):
-    """One (sources, target) map of an output calibration and what it did on cases it was not fitted on."""
+class ConfigurationCheck(BaseModel):
+    """What a change built into model.pt did to one (sources, target) on training cases it was not fitted on.
+
+    The output calibration records one per map; the flip ensemble one per configuration.
+    """
 
     sources: list[Modality]
     target: Modality
-    adopted: bool = Field(description="whether model.pt applies this map (training.calibrate's rule)")
-    check_cases: int = Field(description="training cases the map was scored on, none of them used to fit it")
+    adopted: bool = Field(description="whether model.pt applies the change here (training.output_check.RULE)")
+    check_cases: int = Field(description="training cases it was scored on, none of them used to fit it")
     psnr_brain_before: float
     psnr_brain_after: float
     ssim_brain_before: float
@@ -105,7 +108,19 @@ class OutputCalibration(BaseModel):
     check_cases: list[str] = Field(
         description="other training cases the maps were scored on; the adopted maps use both"
     )
-    configurations: list[CalibrationCheck]
+    configurations: list[ConfigurationCheck]
+
+
+class FlipEnsemble(BaseModel):
+    """Outputs averaged over the training flips per (sources, target), built into ``model.pt`` (training.flip_ensemble).
+
+    Descriptive: which channels are averaged is a buffer of the model file, so the digest covers it.
+    """
+
+    flips: list[str] = Field(description="the views averaged, each flipped back: the augmentation's flips")
+    rule: str = Field(description="when a configuration is averaged")
+    check_cases: list[str] = Field(description="training cases the average was scored on (nothing is fitted)")
+    configurations: list[ConfigurationCheck]
 
 
 class ModelManifest(BaseModel):
@@ -136,6 +151,9 @@ class ModelManifest(BaseModel):
     validation: dict[Modality, TargetMetrics] = Field(default_factory=dict)
     output_calibration: OutputCalibration | None = Field(
         default=None, description="the intensity maps model.pt applies to its outputs, and why (training.calibrate)"
+    )
+    flip_ensemble: FlipEnsemble | None = Field(
+        default=None, description="the outputs model.pt averages over flipped views, and why (training.flip_ensemble)"
     )
     frameworks: dict[str, str] = Field(default_factory=dict)
     model_file: str = MODEL_FILE

@@ -5,8 +5,9 @@ the truth over the training cases gives a map output → truth (:class:`Quantile
 an intensity distribution the network compresses (FLAIR and T1c tails) and leaves the order of
 intensities alone. Whether a map is *adopted* is measured, never assumed: the training cases are
 split in two, maps fitted on one half are scored on the other (in-brain PSNR/SSIM, as
-``training.evaluate`` scores, on every :data:`SLICE_STEP`-th axial slice), and :data:`RULE`
-decides. Adopted maps are then refitted on all training cases. The held-out test cases are never read.
+``training.evaluate`` scores, on every :data:`training.output_check.SLICE_STEP`-th axial slice), and
+:data:`training.output_check.RULE` decides. Adopted maps are then refitted on all training
+cases. The held-out test cases are never read.
 
 The model is re-exported (verified like every export) with the maps inside, so the service, the
 API and Triton all apply them; the manifest's ``output_calibration`` records every map's check.
@@ -17,7 +18,6 @@ Its held-out scores change, so ``evaluation.json`` is dropped: re-run ``training
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -30,14 +30,11 @@ import numpy as np
 import torch
 
 from synnet.inference import synthesize
-from synnet.manifest import MODEL_FILE, CalibrationCheck, ModelManifest, OutputCalibration
-from synnet.metrics import brain_scores, brasyn_scores
-from synnet.modalities import Modality, format_modalities
+from synnet.manifest import MODEL_FILE, ModelManifest, OutputCalibration
+from synnet.modalities import format_modalities
 from synnet.normalization import brain_mask
 from synnet.store import LoadedModel, load_model
-from training.configurations import SOURCE_SETS, training_folders
-from training.data.brats import BratsCase, find_cases, load_case
-from training.export import verification_example, write_model
+from training.data.brats import BratsCase, load_case
 from training.lookup_table import ModelSpaceImages
 from training.models.output_calibration import (
     MIN_STEP,
@@ -46,27 +43,23 @@ from training.models.output_calibration import (
     QuantileMap,
     availability_rows,
 )
+from training.output_check import (
+    RULE,
+    Check,
+    Configuration,
+    ModelChangeError,
+    change_main,
+    check_scores,
+    ordered_records,
+    slice_step,
+    source_sets,
+    training_cases,
+    write_changed_model,
+)
 
 logger = logging.getLogger(__name__)
 
 QUANTILES = np.linspace(0.0, 1.0, 201)
-# Every third axial slice: the network sees one slice at a time, so the quantiles of a third of
-# the slices are those of the volume within sampling noise, at a third of the cost (a session on
-# 2 cores has to fit 14 source sets x 21 cases).
-SLICE_STEP = 3
-SSIM_TOLERANCE = 0.02
-RULE = (
-    f"adopted when, on training cases the map was not fitted on, it raises mean in-brain PSNR and lowers "
-    f"neither mean in-brain SSIM nor mean tumour-region SSIM (BraSyn's scoring, cases with a segmentation) "
-    f"by more than {SSIM_TOLERANCE}"
-)
-TUMOUR_SSIM = "ssim_brasyn_tumour"
-
-Configuration = tuple[tuple[Modality, ...], Modality]
-
-
-class CalibrationError(Exception):
-    """The model cannot be calibrated as asked (already calibrated, no training cases found)."""
 
 
 @dataclass
@@ -91,62 +84,8 @@ class Curves:
         return knots_in, knots_out
 
 
-@dataclass
-class Check:
-    """In-brain scores before and after the fit-half map, on the check-half cases."""
-
-    before: list[dict[str, float]] = field(default_factory=list)
-    after: list[dict[str, float]] = field(default_factory=list)
-
-    def mean(self, scores: list[dict[str, float]], metric: str) -> float | None:
-        """The mean over the cases that have ``metric`` (the tumour score needs a segmentation); None if none."""
-        values = [s[metric] for s in scores if metric in s]
-        return float(np.mean(values)) if values else None
-
-    def record(self, configuration: Configuration) -> CalibrationCheck:
-        before = {m: self.mean(self.before, m) for m in ("psnr_brain", "ssim_brain", TUMOUR_SSIM)}
-        after = {m: self.mean(self.after, m) for m in ("psnr_brain", "ssim_brain", TUMOUR_SSIM)}
-        kept = all(
-            before[m] is None or after[m] >= before[m] - SSIM_TOLERANCE  # type: ignore[operator]
-            for m in ("ssim_brain", TUMOUR_SSIM)
-        )
-        adopted = bool(after["psnr_brain"] > before["psnr_brain"] and kept)  # type: ignore[operator]
-
-        def rounded(value: float | None, digits: int) -> float | None:
-            return None if value is None else round(value, digits)
-
-        return CalibrationCheck(
-            sources=list(configuration[0]), target=configuration[1], adopted=adopted, check_cases=len(self.before),
-            psnr_brain_before=rounded(before["psnr_brain"], 3), psnr_brain_after=rounded(after["psnr_brain"], 3),
-            ssim_brain_before=rounded(before["ssim_brain"], 4), ssim_brain_after=rounded(after["ssim_brain"], 4),
-            ssim_tumour_before=rounded(before[TUMOUR_SSIM], 4), ssim_tumour_after=rounded(after[TUMOUR_SSIM], 4),
-        )  # fmt: skip
-
-
-def check_scores(
-    pred: np.ndarray, truth: np.ndarray, mask: np.ndarray, raw_truth: np.ndarray, seg: np.ndarray | None
-) -> dict[str, float]:
-    """In-brain PSNR/SSIM and, with a segmentation holding tumour, BraSyn's tumour-region SSIM.
-
-    The tumour score guards what a global intensity map can spoil: a tail stretched where the
-    network put it, not where the tumour is (seen on FLAIR targets before this guard existed).
-    """
-    scores = brain_scores(pred, truth, mask)
-    if seg is not None and bool((seg > 0).any()):
-        scores[TUMOUR_SSIM] = brasyn_scores(pred, raw_truth, seg)[TUMOUR_SSIM]
-    return scores
-
-
-def source_sets(manifest: ModelManifest) -> list[tuple[Modality, ...]]:
-    """What a calibration covers: every source set of an any-to-any model, a dedicated model's own."""
-    return list(SOURCE_SETS) if manifest.any_to_any else [tuple(manifest.src)]
-
-
-def training_cases(manifest: ModelManifest, folders: Sequence[Path]) -> list[BratsCase]:
-    """The model's training cases found in ``folders``, most complete first, then by id."""
-    train = set(manifest.training_data.train_cases)
-    cases = [case for folder in folders for case in find_cases(folder) if case.case_id in train]
-    return sorted(cases, key=lambda case: (-len(case.files), case.case_id))
+class CalibrationError(ModelChangeError):
+    """The model cannot be calibrated as asked (already calibrated, no training cases found)."""
 
 
 def split_halves(cases: Sequence[BratsCase]) -> tuple[list[BratsCase], list[BratsCase]]:
@@ -167,8 +106,9 @@ class CalibrationFit:
         """Add one case's curves; with ``fit_ids``, also score it under the maps fitted on those cases."""
         manifest = self.model.manifest
         loaded = load_case(case, list(case.files), load_seg=fit_ids is not None)
-        images = {m: np.ascontiguousarray(image[..., ::SLICE_STEP]) for m, image in loaded.images.items()}
-        seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::SLICE_STEP])
+        step = slice_step(manifest)
+        images = {m: np.ascontiguousarray(image[..., ::step]) for m, image in loaded.images.items()}
+        seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::step])
         model_space = ModelSpaceImages(images, manifest.normalization)
         for sources in source_sets(manifest):
             targets = [t for t in manifest.dst if t not in sources and t in images]
@@ -233,6 +173,8 @@ def calibrate(
     manifest = model.manifest
     if manifest.output_calibration is not None:
         raise CalibrationError(f"{name} is already calibrated; calibrate the model training.export wrote")
+    if manifest.flip_ensemble is not None:  # its checks were measured on the uncalibrated outputs
+        raise CalibrationError(f"{name} already averages over flips; calibrate before training.flip_ensemble")
     if manifest.normalization.target_anchor != "percentile":  # its maps are fitted to percentile-scaled truths
         raise CalibrationError(f"{name} was trained with --target-anchor {manifest.normalization.target_anchor}")
     cases = training_cases(manifest, folders)
@@ -247,71 +189,28 @@ def calibrate(
     for case in check_half:
         fit.add_case(case, fit_ids)
         logger.info("check half: %s", case.case_id)
-    checks = [
-        fit.checks[c].record(c)
-        for c in sorted(fit.checks, key=lambda c: (len(c[0]), format_modalities(c[0]), c[1].value))
-    ]
+    checks = ordered_records(fit.checks)
     adopted = {(tuple(c.sources), c.target) for c in checks if c.adopted}
     calibration = quantile_map(manifest, fit, adopted, [c.case_id for c in cases])
     network = calibrated_network(store / name / MODEL_FILE, manifest, calibration)
-    example = verification_example(manifest.any_to_any, manifest.input_channels, manifest.input.trained_slice_size)
     record = OutputCalibration(
         quantiles=QUANTILES.size, rule=RULE, fit_cases=fit_ids, check_cases=[c.case_id for c in check_half],
         configurations=checks,
     )  # fmt: skip
-    training = dict(manifest.training) | {"calibration_seconds": round(time.perf_counter() - started, 1)}
-    fields = manifest.model_dump(exclude={"name", "frameworks", "sha256", "created", "schema_version", "model_file"})
-    fields |= {"output_calibration": record, "training": training}
-    return write_model(out or store, manifest.name, network, example, **fields)
-
-
-def summary_table(calibration: OutputCalibration) -> str:
-    """The checks as a Markdown table (docs/results.md)."""
-    lines = [
-        "| sources | target | check cases | brain PSNR before → after | brain SSIM before → after "
-        "| tumour SSIM (BraSyn) before → after | adopted |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for c in calibration.configurations:
-        tumour = "–" if c.ssim_tumour_before is None else f"{c.ssim_tumour_before:.3f} → {c.ssim_tumour_after:.3f}"
-        lines.append(
-            f"| {format_modalities(c.sources)} | {c.target.value} | {c.check_cases} "
-            f"| {c.psnr_brain_before:.2f} → {c.psnr_brain_after:.2f} "
-            f"| {c.ssim_brain_before:.3f} → {c.ssim_brain_after:.3f} "
-            f"| {tumour} "
-            f"| {'yes' if c.adopted else 'no'} |"
-        )
-    return "\n".join(lines)
+    seconds = time.perf_counter() - started
+    return write_changed_model(out or store, manifest, network, "output_calibration", record, seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m training.calibrate --model NAME --data DIR [--store DIR] [--out DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m training.calibrate",
+    return change_main(
+        argv, prog="python -m training.calibrate",
         description="Learn a monotone output calibration per (sources, target) on a model's training cases, "
         "adopt each map only where it helps on training cases it was not fitted on, and re-export the model "
         "with the maps inside (its evaluation.json is dropped: re-run training.evaluate).",
-    )
-    parser.add_argument("--model", required=True, help="the model's name in --store")
-    parser.add_argument("--data", type=Path, required=True, help="BraTS folder holding its training cases")
-    parser.add_argument(
-        "--extra-data", type=Path, help="another folder of its training cases (default: the one it was trained with)"
-    )
-    parser.add_argument("--store", type=Path, default=Path("model_store"), help="model store (default: %(default)s)")
-    parser.add_argument("--out", type=Path, help="store to write the calibrated model to (default: --store)")
-    parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass (default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    manifest = ModelManifest.load(args.store / args.model)
-    folders = [args.data, args.extra_data] if args.extra_data else training_folders(manifest, args.data)
-    try:
-        written = calibrate(args.store, args.model, folders, out=args.out, batch_size=args.batch_size)
-    except CalibrationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    assert written.output_calibration is not None
-    print(summary_table(written.output_calibration))
-    return 0
+        change=calibrate, records=lambda m: m.output_calibration.configurations if m.output_calibration else [],
+        verdict="adopted",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

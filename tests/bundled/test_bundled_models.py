@@ -16,11 +16,11 @@ import torch
 
 from synnet.evaluation import EvaluationRecord
 from synnet.inference import synthesize
-from synnet.manifest import ModelManifest, model_digest
+from synnet.manifest import ConfigurationCheck, ModelManifest, model_digest
 from synnet.normalization import brain_mask
 from synnet.store import ModelStore
-from training.calibrate import SSIM_TOLERANCE
 from training.data.brats import find_cases, load_case
+from training.output_check import SSIM_TOLERANCE
 from training.paper.plan import BUNDLED, plan
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
@@ -120,7 +120,22 @@ def test_the_unified_model_records_the_check_of_every_calibration_map_it_applies
     # fitted and checked on its own training cases only, never on the held-out ones
     fit, check = set(calibration.fit_cases), set(calibration.check_cases)
     assert fit | check <= set(manifest.training_data.train_cases) and not fit & check
-    for record in calibration.configurations:  # the recorded rule holds for each map
+    assert_the_rule_holds(calibration.configurations)
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.parent.name)
+def test_a_flip_ensemble_was_checked_on_training_cases_only_and_by_the_rule(path: Path) -> None:
+    manifest = ModelManifest.load(path.parent)
+    if manifest.flip_ensemble is None:
+        pytest.skip("this model does not average over flips")
+    assert set(manifest.flip_ensemble.check_cases) <= set(manifest.training_data.train_cases)
+    assert any(c.adopted for c in manifest.flip_ensemble.configurations)  # else the plain model is bundled
+    assert_the_rule_holds(manifest.flip_ensemble.configurations)
+
+
+def assert_the_rule_holds(records: list[ConfigurationCheck]) -> None:
+    """training/output_check.py RULE, read back from what the manifest recorded."""
+    for record in records:
         gained = record.psnr_brain_after > record.psnr_brain_before
         kept = record.ssim_brain_after >= record.ssim_brain_before - SSIM_TOLERANCE
         if record.ssim_tumour_before is not None:  # the tumour region is guarded too

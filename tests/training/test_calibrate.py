@@ -16,11 +16,12 @@ from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask
 from synnet.store import load_model
-from training.calibrate import SSIM_TOLERANCE, TUMOUR_SSIM, Check, main
+from training.calibrate import main
 from training.data.brats import find_cases, load_case
 from training.export import export_torchscript
 from training.models import create_model
 from training.models.output_calibration import CalibratedAnyToAny, CalibratedDedicated, QuantileMap, availability_rows
+from training.output_check import SSIM_TOLERANCE, TUMOUR_SSIM, Check
 from unified_model import UNIFIED_NAME, fit_unified
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

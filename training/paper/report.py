@@ -296,6 +296,15 @@ QUALITY_SECTION = (
     "0.33 dB / 0.012 there. At a quarter of the width, the recipe gains 0.2–2.4 dB "
     "where it replaced a model; the issue's target (+2 dB and +0.08 SSIM on every target, T1 → T2 at 18 dB / "
     "0.65) is not met: SSIM moved by 0.005–0.04.",
+    "- **Flip ensemble** (session 13, [results/flip_ensemble.md](results/flip_ensemble.md), `python -m "
+    "training.flip_ensemble`, docs/ARCHITECTURE.md): the network was trained on randomly flipped windows, so the "
+    "model file can average its four flipped views (each flipped back); it does so per target only where that "
+    "raised PSNR on the model's own training cases without costing SSIM (the output calibration's rule). It passed "
+    "for every T2, T1 and FLAIR target of the 19 dedicated models and for no T1c target (the mean pulls back the "
+    "bright tail the distribution term trained in). On the 4 test cases the 13 averaged targets gain brain SSIM "
+    "+0.008 to +0.027 (higher in every case for 12 of them; T1 → T2 15.58 / 0.532 → 15.67 / 0.545) and tumour "
+    "SSIM +0.006 to +0.033, at −0.21 to +0.27 dB PSNR; the BraTS 2023 case gains SSIM on all 13. It costs four "
+    "forwards of the network for those targets (docs/benchmarks.md). The unified model is not averaged yet.",
     "",
 )
 

@@ -1,0 +1,154 @@
+"""Average a model's output over the flips it was trained with, where that measurably helps.
+
+The network was trained on randomly flipped windows, so a flipped slice is as valid an input as
+the slice itself; the mean of the four predictions (each flipped back) keeps what they agree on
+and drops part of what they do not (:mod:`training.models.flip_average`). Whether a configuration
+gets the average is measured, never assumed: every training case is run with and without it, and
+:data:`training.output_check.RULE` decides per (sources, target). Nothing is fitted, so every
+training case is a check case; the held-out test cases are never read.
+
+The model is re-exported (verified like every export) with the average inside, so the service,
+the API and Triton all apply it; the manifest's ``flip_ensemble`` records every check. Its held-out
+scores change, so ``evaluation.json`` is dropped: re-run ``training.evaluate``. Calibrate first
+(:mod:`training.calibrate` refuses a model that already averages).
+
+    python -m training.flip_ensemble --store model_store --model synnet_t1_to_t2 --data ../shared/data/brats18
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synnet.inference import synthesize
+from synnet.manifest import MODEL_FILE, FlipEnsemble, ModelManifest
+from synnet.normalization import brain_mask
+from synnet.store import LoadedModel, load_model
+from training.data.brats import BratsCase, load_case
+from training.lookup_table import ModelSpaceImages
+from training.models.flip_average import FLIP_NAMES, FlipAveragedAnyToAny, FlipAveragedDedicated
+from training.models.output_calibration import availability_rows
+from training.output_check import (
+    RULE,
+    Check,
+    Configuration,
+    ModelChangeError,
+    change_main,
+    check_scores,
+    ordered_records,
+    slice_step,
+    source_sets,
+    training_cases,
+    write_changed_model,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class FlipEnsembleError(ModelChangeError):
+    """The model cannot get the flip average (already has it, trained without flips, no training cases)."""
+
+
+def averaged_network(network: torch.nn.Module, manifest: ModelManifest, active: torch.Tensor) -> torch.nn.Module:
+    """``network`` with the channels flagged in ``active`` (rows × outputs) averaged over the flips."""
+    wrapper = FlipAveragedAnyToAny if manifest.any_to_any else FlipAveragedDedicated
+    return wrapper(network, active)
+
+
+def flag_table(manifest: ModelManifest, configurations: set[Configuration]) -> torch.Tensor:
+    """(rows, outputs) bool: True where a configuration is averaged; row = the availability code model.pt computes."""
+    rows = 2 ** len(manifest.src) if manifest.any_to_any else 1
+    active = torch.zeros(rows, len(manifest.dst), dtype=torch.bool)
+    for sources, target in configurations:
+        present = torch.tensor([[float(m in sources) for m in manifest.src]])
+        row = int(availability_rows(present)[0]) if manifest.any_to_any else 0
+        active[row, manifest.dst.index(target)] = True
+    return active
+
+
+def check_case(
+    plain: LoadedModel, averaged: LoadedModel, case: BratsCase, checks: dict[Configuration, Check], batch_size: int
+) -> None:
+    """Score one training case with and without the average, for every configuration it has."""
+    manifest = plain.manifest
+    step = slice_step(manifest)
+    loaded = load_case(case, list(case.files), load_seg=True)
+    images = {m: np.ascontiguousarray(image[..., ::step]) for m, image in loaded.images.items()}
+    seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::step])
+    model_space = ModelSpaceImages(images, manifest.normalization)
+    for sources in source_sets(manifest):
+        targets = [t for t in manifest.dst if t not in sources and t in images]
+        if not targets or any(m not in images for m in sources):
+            continue
+        given = {m: images[m] for m in sources}
+        mask = brain_mask(list(given.values()))  # as the service does: the sources' nonzero voxels
+        if not mask.any():
+            continue
+        before, _ = synthesize(plain.forward, given, mask, manifest, batch_size=batch_size)
+        after, _ = synthesize(averaged.forward, given, mask, manifest, batch_size=batch_size)
+        truths = model_space.under(mask, targets)
+        for target in targets:
+            channel = manifest.dst.index(target)
+            check = checks[sources, target]
+            check.before.append(check_scores(before[channel], truths[target], mask, images[target], seg))
+            check.after.append(check_scores(after[channel], truths[target], mask, images[target], seg))
+
+
+def flip_ensemble(
+    store: Path, name: str, folders: Sequence[Path], *, out: Path | None = None, batch_size: int = 8
+) -> ModelManifest:
+    """Check the flip average of ``store/name`` on its training cases and build in what passes; write to ``out``.
+
+    Raises:
+        FlipEnsembleError: the model already averages, never saw flips, or none of its training cases is found.
+    """
+    started = time.perf_counter()
+    plain = load_model(store / name, "cpu")
+    manifest = plain.manifest
+    if manifest.flip_ensemble is not None:
+        raise FlipEnsembleError(f"{name} already averages over flips")
+    if manifest.training.get("augment") is False:
+        raise FlipEnsembleError(f"{name} was trained without flips (--no-augment): a flipped slice is new to it")
+    cases = training_cases(manifest, folders)
+    if not cases:
+        raise FlipEnsembleError(f"{name}: none of its training cases is in {', '.join(map(str, folders))}")
+    every = averaged_network(plain.module, manifest, torch.ones(flag_table(manifest, set()).shape, dtype=torch.bool))
+    averaged = dataclasses.replace(plain, module=every)
+    checks: dict[Configuration, Check] = defaultdict(Check)
+    for case in cases:
+        check_case(plain, averaged, case, checks, batch_size)
+        logger.info("checked %s", case.case_id)
+    records = ordered_records(checks)
+    adopted = {(tuple(r.sources), r.target) for r in records if r.adopted}
+    if not adopted:
+        logger.warning("%s: the flip average helps no configuration; the model is written unchanged in behaviour", name)
+    network = torch.jit.load(str(store / name / MODEL_FILE), map_location="cpu")
+    wrapped = averaged_network(network, manifest, flag_table(manifest, adopted))
+    record = FlipEnsemble(
+        flips=list(FLIP_NAMES), rule=RULE, check_cases=[c.case_id for c in cases], configurations=records
+    )
+    return write_changed_model(out or store, manifest, wrapped, "flip_ensemble", record, time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.flip_ensemble --model NAME --data DIR [--store DIR] [--out DIR]``."""
+    return change_main(
+        argv, prog="python -m training.flip_ensemble",
+        description="Average a model's output over the flips it was trained with, per (sources, target) only where "
+        "that helps on its training cases, and re-export the model with the average inside (its evaluation.json "
+        "is dropped: re-run training.evaluate).",
+        change=flip_ensemble, records=lambda m: m.flip_ensemble.configurations if m.flip_ensemble else [],
+        verdict="averaged",
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
