@@ -197,7 +197,7 @@ def calibrate(
         quantiles=QUANTILES.size, rule=RULE, fit_cases=fit_ids, check_cases=[c.case_id for c in check_half],
         configurations=checks,
     )  # fmt: skip
-    seconds = time.perf_counter() - started
+    seconds = {"calibration_seconds": time.perf_counter() - started}
     return write_changed_model(out or store, manifest, network, "output_calibration", record, seconds)
 
 

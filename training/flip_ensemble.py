@@ -135,7 +135,8 @@ def flip_ensemble(
     record = FlipEnsemble(
         flips=list(FLIP_NAMES), rule=RULE, check_cases=[c.case_id for c in cases], configurations=records
     )
-    return write_changed_model(out or store, manifest, wrapped, "flip_ensemble", record, time.perf_counter() - started)
+    seconds = {"flip_ensemble_seconds": time.perf_counter() - started}
+    return write_changed_model(out or store, manifest, wrapped, "flip_ensemble", record, seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,15 +135,20 @@ class ModelChangeError(Exception):
 
 
 def write_changed_model(
-    out: Path, manifest: ModelManifest, network: nn.Module, field_name: str, record: BaseModel, seconds: float
+    out: Path,
+    manifest: ModelManifest,
+    network: nn.Module,
+    field_name: str,
+    record: BaseModel,
+    seconds: dict[str, float],
 ) -> ModelManifest:
     """Re-export ``manifest``'s model as ``network`` (verified like every export) with ``record`` in ``field_name``.
 
-    The time the change took goes into ``training`` as ``<field_name>_seconds``; ``evaluation.json`` is not
-    carried over (the outputs changed: re-run ``training.evaluate``).
+    ``seconds`` (e.g. ``{"calibration_seconds": 312.4}``) joins ``training``, the compute the model records;
+    ``evaluation.json`` is not carried over (the outputs changed: re-run ``training.evaluate``).
     """
     example = verification_example(manifest.any_to_any, manifest.input_channels, manifest.input.trained_slice_size)
-    training = dict(manifest.training) | {f"{field_name}_seconds": round(seconds, 1)}
+    training = dict(manifest.training) | {key: round(value, 1) for key, value in seconds.items()}
     fields = manifest.model_dump(exclude={"name", "frameworks", "sha256", "created", "schema_version", "model_file"})
     fields |= {field_name: record, "training": training}
     return write_model(out, manifest.name, network, example, **fields)
