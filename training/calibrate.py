@@ -32,16 +32,13 @@ import torch
 from synnet.inference import synthesize
 from synnet.manifest import MODEL_FILE, ModelManifest, OutputCalibration
 from synnet.modalities import format_modalities
-from synnet.normalization import brain_mask
 from synnet.store import LoadedModel, load_model
-from training.data.brats import BratsCase, load_case
-from training.lookup_table import ModelSpaceImages
+from training.data.brats import BratsCase
 from training.models.output_calibration import (
     MIN_STEP,
     CalibratedAnyToAny,
     CalibratedDedicated,
     QuantileMap,
-    availability_rows,
 )
 from training.output_check import (
     RULE,
@@ -50,9 +47,9 @@ from training.output_check import (
     ModelChangeError,
     change_main,
     check_scores,
+    configuration_row,
     ordered_records,
-    slice_step,
-    source_sets,
+    source_set_runs,
     training_cases,
     write_changed_model,
 )
@@ -105,30 +102,18 @@ class CalibrationFit:
     def add_case(self, case: BratsCase, fit_ids: Sequence[str] | None) -> None:
         """Add one case's curves; with ``fit_ids``, also score it under the maps fitted on those cases."""
         manifest = self.model.manifest
-        loaded = load_case(case, list(case.files), load_seg=fit_ids is not None)
-        step = slice_step(manifest)
-        images = {m: np.ascontiguousarray(image[..., ::step]) for m, image in loaded.images.items()}
-        seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::step])
-        model_space = ModelSpaceImages(images, manifest.normalization)
-        for sources in source_sets(manifest):
-            targets = [t for t in manifest.dst if t not in sources and t in images]
-            if not targets or any(m not in images for m in sources):
-                continue
-            given = {m: images[m] for m in sources}
-            mask = brain_mask(list(given.values()))  # as the service does: the sources' nonzero voxels
-            if not mask.any():
-                continue
-            y, _ = synthesize(self.model.forward, given, mask, manifest, batch_size=self.batch_size)
-            truths = model_space.under(mask, targets)
-            for target in targets:
-                pred, truth = y[manifest.dst.index(target)], truths[target]
-                configuration = (sources, target)
-                self.curves[configuration].add(case.case_id, pred, truth, mask)
+        for run in source_set_runs(manifest, case, load_seg=fit_ids is not None):
+            y, _ = synthesize(self.model.forward, run.given, run.mask, manifest, batch_size=self.batch_size)
+            for target in run.targets:
+                pred, truth = y[manifest.dst.index(target)], run.truths[target]
+                configuration = (run.sources, target)
+                self.curves[configuration].add(case.case_id, pred, truth, run.mask)
                 knots = self.curves[configuration].knots(fit_ids) if fit_ids is not None else None
                 if knots is not None:
-                    mapped = np.where(mask, np.interp(pred, *knots), 0.0).astype(np.float32)
-                    self.checks[configuration].before.append(check_scores(pred, truth, mask, images[target], seg))
-                    self.checks[configuration].after.append(check_scores(mapped, truth, mask, images[target], seg))
+                    mapped = np.where(run.mask, np.interp(pred, *knots), 0.0).astype(np.float32)
+                    raw, seg = run.raw[target], run.seg
+                    self.checks[configuration].before.append(check_scores(pred, truth, run.mask, raw, seg))
+                    self.checks[configuration].after.append(check_scores(mapped, truth, run.mask, raw, seg))
 
 
 def quantile_map(
@@ -144,8 +129,7 @@ def quantile_map(
     for sources, target in sorted(adopted, key=lambda c: (format_modalities(c[0]), c[1].value)):
         knots = fit.curves[sources, target].knots(case_ids)
         assert knots is not None  # adopted maps were checked, so their cases exist
-        present = torch.tensor([[float(m in sources) for m in manifest.src]])
-        row = int(availability_rows(present)[0]) if manifest.any_to_any else 0  # the code model.pt computes
+        row = configuration_row(manifest, sources)
         channel = manifest.dst.index(target)
         knots_in[row, channel] = torch.from_numpy(knots[0]).float()
         knots_out[row, channel] = torch.from_numpy(knots[1]).float()

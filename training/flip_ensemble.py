@@ -25,17 +25,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from synnet.inference import synthesize
 from synnet.manifest import MODEL_FILE, FlipEnsemble, ModelManifest
-from synnet.normalization import brain_mask
 from synnet.store import LoadedModel, load_model
-from training.data.brats import BratsCase, load_case
-from training.lookup_table import ModelSpaceImages
+from training.data.brats import BratsCase
 from training.models.flip_average import FLIP_NAMES, FlipAveragedAnyToAny, FlipAveragedDedicated
-from training.models.output_calibration import availability_rows
 from training.output_check import (
     RULE,
     Check,
@@ -43,9 +39,9 @@ from training.output_check import (
     ModelChangeError,
     change_main,
     check_scores,
+    configuration_row,
     ordered_records,
-    slice_step,
-    source_sets,
+    source_set_runs,
     training_cases,
     write_changed_model,
 )
@@ -68,9 +64,7 @@ def flag_table(manifest: ModelManifest, configurations: set[Configuration]) -> t
     rows = 2 ** len(manifest.src) if manifest.any_to_any else 1
     active = torch.zeros(rows, len(manifest.dst), dtype=torch.bool)
     for sources, target in configurations:
-        present = torch.tensor([[float(m in sources) for m in manifest.src]])
-        row = int(availability_rows(present)[0]) if manifest.any_to_any else 0
-        active[row, manifest.dst.index(target)] = True
+        active[configuration_row(manifest, sources), manifest.dst.index(target)] = True
     return active
 
 
@@ -79,27 +73,14 @@ def check_case(
 ) -> None:
     """Score one training case with and without the average, for every configuration it has."""
     manifest = plain.manifest
-    step = slice_step(manifest)
-    loaded = load_case(case, list(case.files), load_seg=True)
-    images = {m: np.ascontiguousarray(image[..., ::step]) for m, image in loaded.images.items()}
-    seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::step])
-    model_space = ModelSpaceImages(images, manifest.normalization)
-    for sources in source_sets(manifest):
-        targets = [t for t in manifest.dst if t not in sources and t in images]
-        if not targets or any(m not in images for m in sources):
-            continue
-        given = {m: images[m] for m in sources}
-        mask = brain_mask(list(given.values()))  # as the service does: the sources' nonzero voxels
-        if not mask.any():
-            continue
-        before, _ = synthesize(plain.forward, given, mask, manifest, batch_size=batch_size)
-        after, _ = synthesize(averaged.forward, given, mask, manifest, batch_size=batch_size)
-        truths = model_space.under(mask, targets)
-        for target in targets:
-            channel = manifest.dst.index(target)
-            check = checks[sources, target]
-            check.before.append(check_scores(before[channel], truths[target], mask, images[target], seg))
-            check.after.append(check_scores(after[channel], truths[target], mask, images[target], seg))
+    for run in source_set_runs(manifest, case, load_seg=True):
+        before, _ = synthesize(plain.forward, run.given, run.mask, manifest, batch_size=batch_size)
+        after, _ = synthesize(averaged.forward, run.given, run.mask, manifest, batch_size=batch_size)
+        for target in run.targets:
+            channel, truth, raw = manifest.dst.index(target), run.truths[target], run.raw[target]
+            check = checks[run.sources, target]
+            check.before.append(check_scores(before[channel], truth, run.mask, raw, run.seg))
+            check.after.append(check_scores(after[channel], truth, run.mask, raw, run.seg))
 
 
 def flip_ensemble(
@@ -120,7 +101,7 @@ def flip_ensemble(
     cases = training_cases(manifest, folders)
     if not cases:
         raise FlipEnsembleError(f"{name}: none of its training cases is in {', '.join(map(str, folders))}")
-    every = averaged_network(plain.module, manifest, torch.ones(flag_table(manifest, set()).shape, dtype=torch.bool))
+    every = averaged_network(plain.module, manifest, ~flag_table(manifest, set()))
     averaged = dataclasses.replace(plain, module=every)
     checks: dict[Configuration, Check] = defaultdict(Check)
     for case in cases:

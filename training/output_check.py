@@ -13,20 +13,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from pydantic import BaseModel
 from torch import nn
 
 from synnet.manifest import ConfigurationCheck, ModelManifest
 from synnet.metrics import brain_scores, brasyn_scores
 from synnet.modalities import Modality, format_modalities
+from synnet.normalization import brain_mask
 from training.configurations import SOURCE_SETS, training_folders
-from training.data.brats import BratsCase, find_cases
+from training.data.brats import BratsCase, find_cases, load_case
 from training.export import verification_example, write_model
+from training.lookup_table import ModelSpaceImages
+from training.models.output_calibration import availability_rows
 
 # Every third axial slice: the network sees one slice at a time, so the quantiles and scores of a
 # third of the slices are those of the volume within sampling noise, at a third of the cost (a
@@ -121,6 +125,51 @@ def checks_table(records: Sequence[ConfigurationCheck], verdict: str) -> str:
 def source_sets(manifest: ModelManifest) -> list[tuple[Modality, ...]]:
     """What a check covers: every source set of an any-to-any model, a dedicated model's own."""
     return list(SOURCE_SETS) if manifest.any_to_any else [tuple(manifest.src)]
+
+
+def configuration_row(manifest: ModelManifest, sources: Sequence[Modality]) -> int:
+    """The row of a per-(row, output) table that ``model.pt`` reads for ``sources``: the availability code."""
+    if not manifest.any_to_any:
+        return 0
+    present = torch.tensor([[float(m in sources) for m in manifest.src]])
+    return int(availability_rows(present)[0])
+
+
+@dataclass(frozen=True)
+class SourceSetRun:
+    """One source set of a training case as the service would be sent it, with what its check scores need.
+
+    Attributes:
+        given: the raw sources; mask: their brain mask (the sources' nonzero voxels, as the service makes it).
+        truths: each target in model space under that mask; raw: every image of the case, raw (BraSyn's score).
+        seg: the label map, when loaded and present.
+    """
+
+    sources: tuple[Modality, ...]
+    targets: list[Modality]
+    given: dict[Modality, np.ndarray]
+    mask: np.ndarray
+    truths: dict[Modality, np.ndarray]
+    raw: dict[Modality, np.ndarray]
+    seg: np.ndarray | None
+
+
+def source_set_runs(manifest: ModelManifest, case: BratsCase, *, load_seg: bool) -> Iterator[SourceSetRun]:
+    """Every source set of ``manifest`` that ``case`` has, with a target it has, on :func:`slice_step`'s slices."""
+    loaded = load_case(case, list(case.files), load_seg=load_seg)
+    step = slice_step(manifest)
+    images = {m: np.ascontiguousarray(image[..., ::step]) for m, image in loaded.images.items()}
+    seg = None if loaded.seg is None else np.ascontiguousarray(loaded.seg[..., ::step])
+    model_space = ModelSpaceImages(images, manifest.normalization)
+    for sources in source_sets(manifest):
+        targets = [t for t in manifest.dst if t not in sources and t in images]
+        if not targets or any(m not in images for m in sources):
+            continue
+        given = {m: images[m] for m in sources}
+        mask = brain_mask(list(given.values()))
+        if not mask.any():
+            continue
+        yield SourceSetRun(sources, targets, given, mask, model_space.under(mask, targets), images, seg)
 
 
 def training_cases(manifest: ModelManifest, folders: Sequence[Path]) -> list[BratsCase]:
