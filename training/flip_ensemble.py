@@ -17,7 +17,6 @@ scores change, so ``evaluation.json`` is dropped: re-run ``training.evaluate``. 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from synnet.inference import synthesize
+from synnet.inference import assemble, prepare
 from synnet.manifest import MODEL_FILE, FlipEnsemble, ModelManifest
 from synnet.store import LoadedModel, load_model
 from training.data.brats import BratsCase
-from training.models.flip_average import FLIP_NAMES, FlipAveragedAnyToAny, FlipAveragedDedicated
+from training.models.flip_average import FLIP_NAMES, FlipAveragedAnyToAny, FlipAveragedDedicated, flip_mean
 from training.output_check import (
     RULE,
     Check,
@@ -68,14 +67,16 @@ def flag_table(manifest: ModelManifest, configurations: set[Configuration]) -> t
     return active
 
 
-def check_case(
-    plain: LoadedModel, averaged: LoadedModel, case: BratsCase, checks: dict[Configuration, Check], batch_size: int
-) -> None:
-    """Score one training case with and without the average, for every configuration it has."""
-    manifest = plain.manifest
+def check_case(model: LoadedModel, case: BratsCase, checks: dict[Configuration, Check], batch_size: int) -> None:
+    """Score one training case with and without the average, for every configuration it has (four forwards a chunk)."""
+    manifest = model.manifest
     for run in source_set_runs(manifest, case, load_seg=True):
-        before, _ = synthesize(plain.forward, run.given, run.mask, manifest, batch_size=batch_size)
-        after, _ = synthesize(averaged.forward, run.given, run.mask, manifest, batch_size=batch_size)
+        stack = prepare(run.given, run.mask, manifest)
+        plain, mean = [], []
+        for chunk in stack.chunks(batch_size):
+            plain.append(model.forward(chunk))
+            mean.append(flip_mean(model.forward, chunk, plain[-1]))
+        before, after = assemble(stack, plain), assemble(stack, mean)
         for target in run.targets:
             channel, truth, raw = manifest.dst.index(target), run.truths[target], run.raw[target]
             check = checks[run.sources, target]
@@ -101,11 +102,9 @@ def flip_ensemble(
     cases = training_cases(manifest, folders)
     if not cases:
         raise FlipEnsembleError(f"{name}: none of its training cases is in {', '.join(map(str, folders))}")
-    every = averaged_network(plain.module, manifest, ~flag_table(manifest, set()))
-    averaged = dataclasses.replace(plain, module=every)
     checks: dict[Configuration, Check] = defaultdict(Check)
     for case in cases:
-        check_case(plain, averaged, case, checks, batch_size)
+        check_case(plain, case, checks, batch_size)
         logger.info("checked %s", case.case_id)
     records = ordered_records(checks)
     adopted = {(tuple(r.sources), r.target) for r in records if r.adopted}

@@ -23,7 +23,7 @@ from training.data.brats import find_cases, load_case
 from training.export import export_torchscript
 from training.flip_ensemble import flag_table, main
 from training.models import create_model
-from training.models.flip_average import FlipAveragedAnyToAny, FlipAveragedDedicated
+from training.models.flip_average import FlipAveragedAnyToAny, FlipAveragedDedicated, flip_mean
 from unified_model import UNIFIED_NAME, fit_unified
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
@@ -57,6 +57,8 @@ def test_adopted_channels_are_the_mean_of_the_four_flipped_back_views_and_the_ot
     torch.testing.assert_close(y[:, 0], flipped_back_mean(network, x)[:, 0], rtol=0, atol=1e-6)
     torch.testing.assert_close(y[:, 1], network(x)[:, 1], rtol=0, atol=0)
     assert not torch.allclose(y[:, 0], network(x)[:, 0], atol=1e-4)  # the views do differ
+    checked = flip_mean(network, x, network(x))  # what training.flip_ensemble scores
+    torch.testing.assert_close(y[:, 0], checked[:, 0], rtol=0, atol=0)
 
 
 @torch.no_grad()
