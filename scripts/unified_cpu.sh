@@ -14,10 +14,11 @@ root=runs/unified
 # subjects (scripts/partial_subjects_cpu.sh: at this compute they cost the other configurations more than they
 # give T1 <-> FLAIR)
 fit_unified "$root" synnet_unified "${1:-5400}" --fusion mean_max --tumour-weight 5
-# bundle it beside the dedicated models with its output calibration (learnt and checked on its training
-# cases), then score it there (the table shows theirs beside it)
+# bundle it beside the dedicated models with its output calibration and then its flip ensemble (each learnt or
+# checked on its training cases only), then score it there (the table shows theirs beside it)
 rm -rf model_store/synnet_unified && cp -r "$root/store/synnet_unified" model_store/
 python -m training.calibrate --store model_store --model synnet_unified --data ../shared/data/brats18
+python -m training.flip_ensemble --store model_store --model synnet_unified --data ../shared/data/brats18
 python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 \
   --store model_store --models synnet_unified --all-configurations --write-evaluation \
   --out docs/results/configurations --no-figures

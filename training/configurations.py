@@ -9,8 +9,9 @@ table (:mod:`training.lookup_table`), learnt on the model's own training cases, 
 same voxels under the model name ``lookup_table``: a configuration where the network does not beat
 it has learnt nothing beyond a global intensity mapping.
 
-Reports: ``per_configuration.csv`` (one row per model, dataset, case, sources, target; rows
-already there are reused), ``configurations.md`` (mean ± std per configuration and dataset, with
+Reports: ``per_configuration.csv`` (one row per model, dataset, case, sources, target; a case
+with the model's rows is reused, any other is scored again, the table's rows with it),
+``configurations.md`` (mean ± std per configuration and dataset, with
 the scores the store records for dedicated models of the same configuration), and, with
 ``--write-evaluation``, the model's ``evaluation.json`` ``configurations`` that routing reads.
 """
@@ -250,6 +251,7 @@ def evaluate_configurations(
         if tables is None:
             tables = fit_lookup_tables(model, training_folders(model.manifest, Path(data)))
             logger.info("lookup tables: %d configurations", len(tables))
+        rows = [r for r in rows if (r["dataset"], r["case"]) != (dataset, case.case_id)]  # the table's too: no twins
         rows = [*rows, *score_case(model, case, dataset, tables, batch_size)]
         write_rows(csv_path, rows, KEY_FIELDS)  # after every case: an interrupted run loses one case at most
     wanted = {(dataset, case.case_id) for dataset, case in todo}

@@ -21,10 +21,11 @@ from synnet.modalities import Modality
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "model_store"
 # The models that serve what the tests below ask for, routed over the whole bundled store (each case's
-# exact model; T1,T1c -> T2 and T1 -> FLAIR for T1,T1c -> T2,FLAIR, both recorded above the MIMO model and the
-# unified one), so a store of only these routes like the full one.
+# exact model, the unified model where it scores higher; T1,T1c -> T2 and T1 -> FLAIR for T1,T1c -> T2,FLAIR,
+# both recorded above the MIMO model and the unified one), so a store of only these routes like the full one.
 SERVED = [
     "synnet_t1-t1c-t2_to_flair", "synnet_t1-t1c_to_t2", "synnet_t1-t2-flair_to_t1c", "synnet_t1_to_flair",
+    "synnet_unified",
 ]  # fmt: skip
 CUT = (slice(None, None, 4), slice(None, None, 4), slice(72, 80))
 

@@ -116,3 +116,14 @@ def test_every_configuration_is_scored_beside_the_table_and_recorded_for_routing
     report = (out / UNIFIED_NAME / "configurations.md").read_text()
     assert f"## {data.name}" in report and f"## {elsewhere.name}" in report
     assert report.count("| T1c,T2,FLAIR | T1 |") == 2
+
+    # a changed model: its rows of one case are deleted, so that case alone is scored again, the table's with it
+    kept = [r for r in rows if not (r["model"] == UNIFIED_NAME and r["case"] == "Case0")]
+    with (out / UNIFIED_NAME / "per_configuration.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    assert main(argv) == 0
+    again = list(csv.DictReader((out / UNIFIED_NAME / "per_configuration.csv").open()))
+    key = ("model", "dataset", "case", "sources", "target")
+    assert sorted(tuple(r[k] for k in key) for r in again) == sorted(tuple(r[k] for k in key) for r in rows)
