@@ -1,4 +1,4 @@
-"""Print the markdown table of one ablation folder made by scripts/ablation_cpu.sh.
+"""Print the markdown table of one ablation folder made by scripts/ablation_cpu.sh (or data_curve_cpu.sh).
 
     python scripts/ablation_table.py runs/ablation/t1_to_t2_1500steps
 
@@ -32,6 +32,15 @@ CHANGES = {
     "n_context_1": "`h` with 2.5D input: each source slice with its neighbours ±1 (`--context-slices 1`)",
     "o_context_2": "`h` with 2.5D input, neighbours ±2 (`--context-slices 2`)",
     "p_median_anchor": "`h` with targets scaled so the brain median sits at 0.3 (`--target-anchor median`)",
+    "q_m_wide": "`m` with 32 feature maps instead of 16 (`--features 32`)",
+    # scripts/data_curve_cpu.sh: the bundled recipe on fewer training subjects
+    "t1_to_t2_n03": "3 of the 12 training subjects (every 4th by id)",
+    "t1_to_t2_n06a": "6 of the 12 (every 2nd by id, from the 1st)",
+    "t1_to_t2_n06b": "the other 6 (every 2nd by id, from the 2nd)",
+    "t1_to_t2_n12": "all 12 training subjects (the bundled model's data)",
+    "t1_to_t2_n06a_seed1": "`n06a` at seed 1",
+    "t1_to_t2_n06b_seed1": "`n06b` at seed 1",
+    "t1_to_t2_n12_seed1": "`n12` at seed 1",
 }
 
 

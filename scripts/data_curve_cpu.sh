@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# How T1 -> T2 quality grows with the number of training subjects (docs/results/data_curve.md): the bundled recipe
+# (training/paper/plan.py, at the CPU scale of cpu_scale.sh and 2000 optimizer steps, as the bundled model was
+# trained) on 3, 6 and 12 of the 12 training subjects, the same 4 held-out test cases for all, then scored on
+# them and the BraTS 2023 case; the 6- and 12-subject runs again at another seed. Subsets are fixed before any
+# score is seen: the training subjects sorted by id, every 4th from the first (3), every 2nd from the first and
+# from the second (6: two disjoint halves), all (12).
+# Nothing is copied into model_store. Resumable.
+#   bash scripts/data_curve_cpu.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/cpu_scale.sh
+root=runs/data_curve
+recipe=$(python -c "from training.paper.plan import bundled_recipe as r; print(*r(('T1',), ('T2',)))")
+mapfile -t train < <(find ../shared/data/brats18 -mindepth 1 -maxdepth 1 -type d -printf "%f\n" | grep -v -x -F -f <(tr , '\n' <<< "$test_cases") | sort)
+subset() {  # subset NAME START STRIDE: a data folder of the test cases and every STRIDE-th training subject
+  local folder=$root/data/$1 i
+  mkdir -p "$folder"
+  for case in ${test_cases//,/ }; do ln -sfn "$(realpath ../shared/data/brats18/$case)" "$folder/$case"; done
+  for ((i = $2; i < ${#train[@]}; i += $3)); do
+    ln -sfn "$(realpath "../shared/data/brats18/${train[i]}")" "$folder/${train[i]}"
+  done
+}
+subset n03 0 4
+subset n06a 0 2
+subset n06b 1 2
+subset n12 0 1
+# each subset at seed 0, then the 6- and 12-subject ones again at seed 1: how much a rerun moves beside the data
+for run in n03:0 n06a:0 n06b:0 n12:0 n06a:1 n06b:1 n12:1; do
+  name=${run%:*} seed=${run#*:}
+  tag=t1_to_t2_$name$([ "$seed" = 0 ] || echo "_seed$seed")
+  # shellcheck disable=SC2086
+  fit_once "$root/store/$tag" "$root/runs/$tag" --data "$root/data/$name" "${cpu_scale[@]}" --seed "$seed" \
+    --src T1 --dst T2 --loss joint_l1 --epochs 100000 --max-steps 2000 \
+    --out "$root/store" --name "$tag" --run-dir "$root/runs/$tag" $recipe
+done
+score_store "$root/store" "$root/evaluation"
+# each 6-subject model (seed 0) on the other half's subjects, which it did not see: which half transfers
+half() { local i out=(); for ((i = $1; i < ${#train[@]}; i += 2)); do out+=("${train[i]}"); done; local IFS=,; echo "${out[*]}"; }
+python -m training.evaluate --data ../shared/data/brats18 --store "$root/store" --models t1_to_t2_n06a \
+  --cases "$(half 1)" --out "$root/cross_a_on_b" --no-figures
+python -m training.evaluate --data ../shared/data/brats18 --store "$root/store" --models t1_to_t2_n06b \
+  --cases "$(half 0)" --out "$root/cross_b_on_a" --no-figures
