@@ -41,3 +41,5 @@ python -m training.evaluate --data ../shared/data/brats18 --store "$root/store" 
   --cases "$(half 1)" --out "$root/cross_a_on_b" --no-figures
 python -m training.evaluate --data ../shared/data/brats18 --store "$root/store" --models t1_to_t2_n06b \
   --cases "$(half 0)" --out "$root/cross_b_on_a" --no-figures
+# the runs' outputs averaged (bagging the halves, two seeds) against one model on all 12
+python scripts/data_curve_ensembles.py "$root/store"
