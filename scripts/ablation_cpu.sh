@@ -37,6 +37,7 @@ declare -A arms=(
   [o_context_2]="$h --context-slices 2"
   [p_median_anchor]="$h --target-anchor median"
   [q_m_wide]="$m --features 32"
+  [r_m_median_anchor]="$m --target-anchor median --epochs 100000"  # epochs: let --max-steps set the length
 )
 chosen=$(if [ -n "${ARMS:-}" ]; then printf '%s\n' $ARMS; else printf '%s\n' "${!arms[@]}"; fi | sort)
 for arm in $chosen; do

@@ -33,6 +33,7 @@ CHANGES = {
     "o_context_2": "`h` with 2.5D input, neighbours ±2 (`--context-slices 2`)",
     "p_median_anchor": "`h` with targets scaled so the brain median sits at 0.3 (`--target-anchor median`)",
     "q_m_wide": "`m` with 32 feature maps instead of 16 (`--features 32`)",
+    "r_m_median_anchor": "`m` with targets scaled so the brain median sits at 0.3 (`--target-anchor median`)",
     # scripts/data_curve_cpu.sh: the bundled recipe on fewer training subjects
     "t1_to_t2_n03": "3 of the 12 training subjects (every 4th by id)",
     "t1_to_t2_n06a": "6 of the 12 (every 2nd by id, from the 1st)",

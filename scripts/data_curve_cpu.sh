@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/cpu_scale.sh
 root=runs/data_curve
 recipe=$(python -c "from training.paper.plan import bundled_recipe as r; print(*r(('T1',), ('T2',)))")
-mapfile -t train < <(find ../shared/data/brats18 -mindepth 1 -maxdepth 1 -type d -printf "%f\n" | grep -v -x -F -f <(tr , '\n' <<< "$test_cases") | sort)
+mapfile -t train < <(find ../shared/data/brats18 -mindepth 1 -maxdepth 1 -xtype d -printf "%f\n" | grep -v -x -F -f <(tr , '\n' <<< "$test_cases") | sort)
 subset() {  # subset NAME START STRIDE: a data folder of the test cases and every STRIDE-th training subject
   local folder=$root/data/$1 i
-  mkdir -p "$folder"
+  rm -rf "$folder" && mkdir -p "$folder"  # links only: a rerun starts from the subset it names
   for case in ${test_cases//,/ }; do ln -sfn "$(realpath ../shared/data/brats18/$case)" "$folder/$case"; done
   for ((i = $2; i < ${#train[@]}; i += $3)); do
     ln -sfn "$(realpath "../shared/data/brats18/${train[i]}")" "$folder/${train[i]}"

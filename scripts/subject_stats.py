@@ -2,10 +2,11 @@
 
     python scripts/subject_stats.py ../shared/data/brats18
 
-Each image is scaled to model space (its own 0.5/99.5 in-brain percentiles, synnet.normalization);
-the row gives the T2 and T1 brain medians there, the share of the brain inside the tumour label,
-and the voxelwise correlation of T1 with T2 in the brain: how much the mapping a T1 -> T2 model
-must learn changes from subject to subject. Reads only the files; no model.
+Each image is scaled to model space (its own 0.5/99.5 in-brain percentiles, synnet.normalization;
+the brain is where T1 or T2 is nonzero); the row gives the T2 and T1 brain medians there, the share
+of the brain inside the tumour label, and the voxelwise correlation of T1 with T2 in the brain: how
+much the mapping a T1 -> T2 model must learn changes from subject to subject. Reads only the
+files; no model.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """Choosing which model(s) serve a request for (src → dst): one rule for the service, the CLI and the API.
 
-Dedicated models (made for one configuration) are assigned first, as always:
+Each requested target is routed as a request for that target alone would be, so asking for more
+targets never changes the model another target gets (targets that land on one model run in one
+pass). Dedicated models (made for one configuration) come first:
 
-1. The model made for exactly that configuration (same sources and targets, in any order).
-2. Otherwise one model whose sources are a subset of those given and whose targets include every
-   requested target (a MIMO model may produce more than asked).
-3. Otherwise several such models, each serving some targets (greedy: the model covering most
-   remaining targets first).
-Ties prefer the model that uses more of the given sources, then fewer extra targets, then the
-name, so the choice is deterministic. Then, per target, another dedicated model that can make it from
-the given sources (its sources a subset of them) takes it when its recorded held-out brain PSNR and
-brain SSIM are both higher than the chosen one's: a model that ignores a source computes exactly what
-it was scored on, so the scores compare like for like (T1 -> FLAIR, trained on more subjects, serves
-T1,T1c -> FLAIR). A win on both measures is needed, not on one; among several winners the better
-:data:`QUALITY` wins. Without both models' scores the first choice stays.
+1. The model made for exactly (src -> that target), sources in any order.
+2. Otherwise a model whose sources are a subset of those given and whose targets include it (a MIMO
+   model may produce more than asked); the one using more of the given sources, then fewer extra
+   targets, then the name, so the choice is deterministic.
+
+Then another dedicated model that can make the target from the given sources (its sources a subset
+of them) takes it when its recorded held-out brain PSNR and brain SSIM are both higher than the chosen
+one's: a model that ignores a source computes exactly what it was scored on, so the scores compare
+like for like (T1 -> FLAIR, trained on more subjects, serves T1,T1c -> FLAIR). A win on both measures
+is needed, not on one; among several winners the better :data:`QUALITY` wins. Without both models'
+scores the first choice stays.
 
 An any-to-any model (``manifest.any_to_any``, the unified SynNet) serves every target that is not
 a source. Per target it is used
@@ -161,30 +162,7 @@ def plan(
         NoModelError: when some target has no usable model; the message lists what is available.
     """
     evaluations = evaluations or {}
-    dedicated = _plan_dedicated(src, dst, [m for m in manifests if not m.any_to_any])
-    chosen: dict[Modality, tuple[ModelManifest, bool]] = {}
-    for assignment in dedicated:
-        for target in assignment.targets:
-            chosen[target] = (assignment.manifest, assignment.exact)
-    others = [m for m in manifests if not m.any_to_any and set(m.src) <= set(src)]
-    for target, (current, exact) in list(chosen.items()):
-        better = _better_scored(current, [m for m in others if target in m.dst], src, target, evaluations)
-        chosen[target] = (current, exact) if better is current else (better, False)
-    anywhere = [m for m in manifests if m.any_to_any and set(src) <= set(m.src)]
-    for target in dst:
-        if target in src:
-            continue
-        best = _best_any_to_any(anywhere, src, target, evaluations)
-        if best is None:
-            continue
-        current = chosen.get(target)
-        if current is None:
-            chosen[target] = (best, False)
-            continue
-        theirs = recorded_score(best, src, target, evaluations.get(best.name))
-        ours = recorded_score(current[0], src, target, evaluations.get(current[0].name))
-        if theirs is not None and ours is not None and theirs > ours:
-            chosen[target] = (best, False)
+    chosen = {t: m for t in dst if t not in src and (m := _serve_target(src, t, manifests, evaluations)) is not None}
     missing = [t for t in dst if t not in chosen]
     if missing:
         configurations = available_configurations(manifests)
@@ -194,13 +172,38 @@ def plan(
             f"available configurations: {listing}",
             available=configurations,
         )
-    grouped: dict[str, Assignment] = {}
+    grouped: dict[str, tuple[Modality, ...]] = {}
     for target in dst:
-        manifest, exact = chosen[target]
-        previous = grouped.get(manifest.name)
-        targets = (*previous.targets, target) if previous else (target,)
-        grouped[manifest.name] = Assignment(manifest, targets, exact)
-    return sorted(grouped.values(), key=lambda a: list(dst).index(a.targets[0]))
+        grouped[chosen[target].name] = (*grouped.get(chosen[target].name, ()), target)
+    by_name = {m.name: m for m in chosen.values()}
+    assignments = [
+        Assignment(
+            by_name[name], targets, exact=set(by_name[name].src) == set(src) and set(by_name[name].dst) == set(dst)
+        )
+        for name, targets in grouped.items()
+    ]
+    return sorted(assignments, key=lambda a: list(dst).index(a.targets[0]))
+
+
+def _serve_target(
+    src: Sequence[Modality],
+    target: Modality,
+    manifests: Sequence[ModelManifest],
+    evaluations: Mapping[str, EvaluationRecord | None],
+) -> ModelManifest | None:
+    """The model that serves ``target`` from ``src``: the same whatever else the request asks for."""
+    dedicated = [m for m in manifests if not m.any_to_any]
+    chosen = _first_dedicated(src, target, dedicated)
+    if chosen is not None:
+        others = [m for m in dedicated if set(m.src) <= set(src) and target in m.dst]
+        chosen = _better_scored(chosen, others, src, target, evaluations)
+    anywhere = [m for m in manifests if m.any_to_any and set(src) <= set(m.src)]
+    best = _best_any_to_any(anywhere, src, target, evaluations)
+    if best is None or chosen is None:
+        return chosen or best
+    theirs = recorded_score(best, src, target, evaluations.get(best.name))
+    ours = recorded_score(chosen, src, target, evaluations.get(chosen.name))
+    return best if theirs is not None and ours is not None and theirs > ours else chosen
 
 
 def _best_any_to_any(
@@ -244,28 +247,15 @@ def _better_scored(
     return min(winners)[-1] if winners else current
 
 
-def _plan_dedicated(
-    src: Sequence[Modality], dst: Sequence[Modality], manifests: Sequence[ModelManifest]
-) -> list[Assignment]:
-    """Rules 1-3 over the dedicated models; targets none of them serves are left out."""
-    given, wanted = set(src), set(dst)
-    usable = [m for m in manifests if set(m.src) <= given and set(m.dst) & wanted]
-    remaining = set(wanted)
+def _first_dedicated(
+    src: Sequence[Modality], target: Modality, dedicated: Sequence[ModelManifest]
+) -> ModelManifest | None:
+    """Rules 1-2: the dedicated model made for exactly (src -> target), else the best subset-of-sources one."""
+    given = set(src)
+    usable = [m for m in dedicated if set(m.src) <= given and target in m.dst]
 
-    def rank(m: ModelManifest) -> tuple[int, int, int, str]:
-        covered = len(set(m.dst) & remaining)
-        return (-covered, -len(m.src), len(set(m.dst) - wanted), m.name)
+    def rank(m: ModelManifest) -> tuple[bool, int, int, str]:
+        exact = set(m.src) == given and set(m.dst) == {target}
+        return (not exact, -len(m.src), len(m.dst) - 1, m.name)
 
-    exact = sorted((m for m in usable if set(m.src) == given and set(m.dst) == wanted), key=lambda m: m.name)
-    if exact:
-        return [Assignment(exact[0], tuple(dst), exact=True)]
-    assignments: list[Assignment] = []
-    while remaining:
-        candidates = [m for m in usable if set(m.dst) & remaining]
-        if not candidates:
-            break
-        best = min(candidates, key=rank)
-        served = tuple(t for t in dst if t in remaining and t in set(best.dst))
-        assignments.append(Assignment(best, served, exact=False))
-        remaining -= set(served)
-    return assignments
+    return min(usable, key=rank) if usable else None

@@ -115,14 +115,15 @@ def test_the_unified_model_fills_every_missing_modality_from_any_sources(
         assert np.isfinite(inside).all() and inside.std() > 0.02, target  # made, and responding to the anatomy
 
 
-def test_the_bundled_store_serves_all_50_configurations_never_below_the_dedicated_model() -> None:
-    """Routing by recorded quality (synnet.routing) on what is bundled: a configuration that a dedicated model
-    was trained for goes to a model recorded at least as high on brain SSIM, and not lower on PSNR beyond noise."""
+def test_the_bundled_store_serves_all_50_configurations_none_below_its_dedicated_model() -> None:
+    """Routing by recorded quality (synnet.routing) on what is bundled: every target of a configuration that a
+    dedicated model was trained for goes to a model recorded at least as high on brain SSIM, and on PSNR not
+    lower than a rerun moves."""
     manifests = {path.parent.name: ModelManifest.load(path.parent) for path in MANIFESTS}
     evaluations = {name: EvaluationRecord.load_if_present(STORE / name) for name in manifests}
     served = served_configurations(list(manifests.values()), evaluations)
     assert len(served) == 50
-    compared = 0
+    compared = set()
     for configuration in served:
         for target, (name, _) in configuration.targets.items():
             chosen = recorded_metrics(manifests[name], configuration.src, target, evaluations[name])
@@ -133,8 +134,8 @@ def test_the_bundled_store_serves_all_50_configurations_never_below_the_dedicate
                 own = evaluations[dedicated.name].targets[target]
                 assert chosen.ssim_brain >= own.ssim_brain, (configuration.configuration, target, name)
                 assert chosen.psnr_brain >= own.psnr_brain - RERUN_NOISE_DB, (configuration.configuration, target)
-                compared += 1
-    assert compared >= len(EXPECTED)  # every dedicated model's configuration was among them
+                compared.add(dedicated.name)
+    assert compared == {name for name, m in manifests.items() if not m.any_to_any}  # each one was checked
 
 
 def test_the_unified_model_records_the_check_of_every_calibration_map_it_applies() -> None:

@@ -10,7 +10,7 @@ import pytest
 from synnet.evaluation import EvaluationRecord
 from synnet.manifest import ArchitectureSpec, LossSpec, ModelManifest, TrainingDataSpec
 from synnet.modalities import Modality, parse_modalities
-from synnet.routing import NoModelError, available_configurations, plan
+from synnet.routing import NoModelError, all_configurations, available_configurations, plan
 from synnet.scores import TargetMetrics
 
 
@@ -39,10 +39,11 @@ def route(src: str, dst: str, store: list[ModelManifest] = STORE) -> list[tuple[
     return [(a.name, ",".join(a.targets), a.exact) for a in plan(parse_modalities(src), parse_modalities(dst), store)]
 
 
-def test_exact_configuration_wins_in_any_order() -> None:
+def test_the_model_made_for_exactly_the_request_wins_in_any_order() -> None:
     assert route("T1", "T2") == [("t1_to_t2", "T2", True)]
     assert route("T1c,T1", "T2") == [("t1_t1c_to_t2", "T2", True)]
-    assert route("T1", "FLAIR,T2") == [("t1_to_t2_flair", "FLAIR,T2", True)]
+    # per target: T2 from T1 has a model made for exactly that; the MIMO model keeps FLAIR
+    assert route("T1", "FLAIR,T2") == [("t1_to_t2_flair", "FLAIR", True), ("t1_to_t2", "T2", False)]
 
 
 def test_fallback_uses_a_model_whose_sources_are_a_subset() -> None:
@@ -52,9 +53,48 @@ def test_fallback_uses_a_model_whose_sources_are_a_subset() -> None:
     assert route("T1", "FLAIR") == [("t1_to_t2_flair", "FLAIR", False)]
 
 
-def test_several_targets_from_one_mimo_model_or_several_models() -> None:
-    assert route("T1,T1c", "FLAIR,T2") == [("t1_to_t2_flair", "FLAIR,T2", False)]
+def test_several_targets_from_several_models_each_using_the_most_sources() -> None:
+    assert route("T1,T1c", "FLAIR,T2") == [("t1_to_t2_flair", "FLAIR", False), ("t1_t1c_to_t2", "T2", False)]
     assert route("T1,T2", "T1c,FLAIR") == [("t1_t2_to_t1c", "T1c", False), ("t1_to_t2_flair", "FLAIR", False)]
+    assert route("T1", "T2,FLAIR", [manifest("t1_to_t2_flair", "T1", "T2,FLAIR")]) == [
+        ("t1_to_t2_flair", "T2,FLAIR", True)  # targets on one model run together
+    ]
+
+
+@pytest.mark.parametrize("scored", [False, True])
+def test_a_target_gets_the_same_model_whatever_else_is_asked(scored: bool) -> None:
+    store = [
+        *STORE,
+        manifest("t1c_to_t2_flair", "T1c", "T2,FLAIR"),
+        manifest("t1_t1c_to_flair", "T1,T1c", "FLAIR"),
+        manifest("t2_flair_to_t1_t1c", "T2,FLAIR", "T1,T1c"),
+        manifest("t2_flair_to_t1c", "T2,FLAIR", "T1c"),
+        manifest("t2_to_t1c", "T2", "T1c"),
+    ]
+    evaluations = (
+        _scored(
+            t1_to_t2={"T2": (15.5, 0.53)}, t1_t1c_to_t2={"T2": (15.0, 0.55)},
+            t1_to_t2_flair={"T2": (15.0, 0.50), "FLAIR": (12.0, 0.40)},
+            t1c_to_t2_flair={"T2": (16.0, 0.56), "FLAIR": (13.0, 0.38)}, t1_t1c_to_flair={"FLAIR": (12.5, 0.41)},
+            # the bundled store's T1c from T2,FLAIR: both beat the MIMO model, neither beats the other on both
+            t2_flair_to_t1_t1c={"T1": (14.8, 0.63), "T1c": (10.2, 0.425)}, t2_flair_to_t1c={"T1c": (11.7, 0.432)},
+            t2_to_t1c={"T1c": (11.2, 0.436)},
+        )
+        if scored
+        else {}
+    )  # fmt: skip
+    served = 0
+    for src, dst in all_configurations():
+        try:
+            assignments = plan(src, dst, store, evaluations)
+        except NoModelError:
+            continue
+        for assignment in assignments:
+            for target in assignment.targets:
+                (alone,) = plan(src, (target,), store, evaluations)
+                assert alone.name == assignment.name, (src, dst, target)
+                served += 1
+    assert served > 20
 
 
 def test_no_model_lists_available_configurations() -> None:

@@ -311,11 +311,11 @@ QUALITY_SECTION = (
     "(17.91 / 0.546 against the dedicated 16.42 / 0.532).",
     "- **Which training subjects** (session 15, [results/data_curve.md](results/data_curve.md), `bash "
     "scripts/data_curve_cpu.sh`): the bundled T1 → T2 recipe on 3, 6 and 12 of the training subjects, at equal "
-    "steps. Two disjoint halves of 6 differ by 1.2–1.5 dB / 0.043–0.049 brain SSIM on the test cases at each of "
-    "two seeds, and all 12 score below one half alone (16.36 / 0.549 and 16.09 / 0.550 against 15.62 / 0.535 and "
-    "14.94 / 0.518); from 3 subjects to 12 the mean moves +0.1 dB / +0.023. The T1–T2 relation inside the brain "
-    "differs from subject to subject (their correlation runs from −0.79 to +0.39, the T2 brain median from 0.21 "
-    "to 0.46 in model space). No subset is adopted: choosing one by the test scores would tune to the test cases. "
+    "steps. Two disjoint halves of 6 differ by 1.2–1.5 dB / 0.043–0.049 brain SSIM on the test cases at each of two "
+    "seeds, and all 12 score below one half alone (16.36 / 0.549 and 16.09 / 0.550 against 15.62 / 0.535 and 14.94 "
+    "/ 0.518); from 3 subjects to 12 the mean moves +0.1 dB / +0.023 (seed 0). The T1–T2 relation inside the brain "
+    "differs from subject to subject (their correlation runs from −0.79 to +0.39, the T2 brain median from 0.21 to "
+    "0.46 in model space). No subset is adopted: choosing one by the test scores would tune to the test cases. "
     "Averaging the runs' outputs (the two halves, two seeds) adds at most +0.1 dB / +0.006 SSIM: within a rerun.",
     "- **What stands in the way of the paper's numbers** (Table 4's T1 → T2 22.8 dB / 0.86, met inside the "
     "brain): (1) *the convention*: the paper does not say how it normalised or masked; over the whole volume the "
@@ -392,7 +392,7 @@ UNIFIED_SECTION = (
     "unified model's recorded brain SSIM is higher (docs/service.md).",
     "",
     "- **Compute**: 4000 steps of batch 16 (96 px windows, 16 feature maps), 1685 s of optimizer steps on the "
-    "2 cores of an AMD EPYC (AVX-512), about 5 minutes of calibration and 18 minutes of flip check (session 14, "
+    "2 cores of an AMD EPYC (AVX-512), about 5 minutes of calibration and 15 minutes of flip check (session 14, "
     "2 cores of an Intel Xeon with AVX-512 and AMX); the manifest records the steps and seconds.",
     "- **Tumour weight** (session 6; the ablation's arm `h`, results/ablation.md): the same recipe, fusion and "
     "steps with `--tumour-weight 5`, both calibrated, against the model without it "
