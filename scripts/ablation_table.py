@@ -42,6 +42,10 @@ CHANGES = {
     "t1_to_t2_n06a_seed1": "`n06a` at seed 1",
     "t1_to_t2_n06b_seed1": "`n06b` at seed 1",
     "t1_to_t2_n12_seed1": "`n12` at seed 1",
+    "t1-t1c-t2_to_flair_n06a": "T1,T1c,T2 → FLAIR on `n06a`'s 6 subjects",
+    "t1-t1c-t2_to_flair_n06b": "T1,T1c,T2 → FLAIR on `n06b`'s 6 subjects",
+    "t1-t1c-t2_to_flair_n12": "T1,T1c,T2 → FLAIR on all 12 (the bundled model's data)",
+    "t1-t1c-t2_to_flair_n11": "T1,T1c,T2 → FLAIR on all 12 but Brats18_2013_20_1 (FLAIR 0 on 34 % of its brain)",
 }
 
 
