@@ -20,7 +20,6 @@ from synnet.store import load_model
 from training.data.brats import find_cases
 from training.evaluate import predict_case, score_prediction
 
-TEST_CASES = ("Brats18_CBICA_ABM_1", "Brats18_TCIA03_265_1", "Brats18_TCIA10_637_1", "Brats18_TCIA10_639_1")
 SETS = {
     "n12 (one model)": ("t1_to_t2_n12",),
     "n12 at seeds 0 and 1": ("t1_to_t2_n12", "t1_to_t2_n12_seed1"),
@@ -32,7 +31,8 @@ SETS = {
 def main(store: Path) -> None:
     names = sorted({name for members in SETS.values() for name in members})
     models = {name: load_model(store / name, "cpu") for name in names}
-    cases = [c for c in find_cases("../shared/data/brats18") if c.case_id in TEST_CASES]
+    test_cases = set(models[names[0]].manifest.training_data.test_cases)  # held out by every run of the curve
+    cases = [c for c in find_cases("../shared/data/brats18") if c.case_id in test_cases]
     cases += find_cases("../shared/data/brats23")
     scores: dict[str, list[tuple[str, float, float]]] = {key: [] for key in SETS}
     for case in cases:
@@ -45,8 +45,8 @@ def main(store: Path) -> None:
     print("| models averaged | test cases: brain PSNR / SSIM | BraTS 2023 case |")
     print("| --- | --- | --- |")
     for key, rows in scores.items():
-        held = [r for r in rows if r[0] in TEST_CASES]
-        other = [r for r in rows if r[0] not in TEST_CASES]
+        held = [r for r in rows if r[0] in test_cases]
+        other = [r for r in rows if r[0] not in test_cases]
         mean_psnr, mean_ssim = np.mean([r[1] for r in held]), np.mean([r[2] for r in held])
         print(f"| {key} | {mean_psnr:.2f} / {mean_ssim:.3f} | {other[0][1]:.2f} / {other[0][2]:.3f} |")
 

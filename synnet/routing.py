@@ -172,17 +172,15 @@ def plan(
             f"available configurations: {listing}",
             available=configurations,
         )
-    grouped: dict[str, tuple[Modality, ...]] = {}
+    grouped: dict[str, tuple[ModelManifest, tuple[Modality, ...]]] = {}  # in the order of dst's targets
     for target in dst:
-        grouped[chosen[target].name] = (*grouped.get(chosen[target].name, ()), target)
-    by_name = {m.name: m for m in chosen.values()}
-    assignments = [
-        Assignment(
-            by_name[name], targets, exact=set(by_name[name].src) == set(src) and set(by_name[name].dst) == set(dst)
-        )
-        for name, targets in grouped.items()
+        manifest = chosen[target]
+        _, targets = grouped.get(manifest.name, (manifest, ()))
+        grouped[manifest.name] = (manifest, (*targets, target))
+    return [
+        Assignment(manifest, targets, exact=set(manifest.src) == set(src) and set(manifest.dst) == set(dst))
+        for manifest, targets in grouped.values()
     ]
-    return sorted(assignments, key=lambda a: list(dst).index(a.targets[0]))
 
 
 def _serve_target(
