@@ -9,8 +9,9 @@ The window position of item ``i`` in epoch ``e`` is drawn from a generator seede
 ``(seed, e, i)``: it does not depend on which DataLoader worker or DDP rank reads the item, nor on
 anything the run did before, which is what makes resumed and multi-process runs reproducible.
 
-The per-case slice arrays are kept as they are (no concatenation), so a dozen BraTS cases do not
-need twice their memory.
+Two datasets give these items: :class:`SliceDataset` over slices already in memory, and the training
+run's :class:`training.data.streaming.StreamedSliceDataset`, which reads each item from the training
+cache when it is asked for; both share the index and the window placement (:class:`WindowedSlices`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,53 @@ Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BRAIN, TUMOUR = 1, 2  # the values of a region map
 
 
-class SliceDataset(Dataset[Item]):
-    """Slices of several cases as ``(sources (k, S, S), targets (m, S, S), mask (S, S))`` items.
+class WindowedSlices(Dataset[Item]):
+    """The index shared by the in-memory and the streamed datasets: case after case, slice after slice.
 
+    Item ``i`` is slice ``locate(i)`` and, with a ``window``, its window is placed by :func:`window_origin`
+    from a generator seeded by ``(seed, epoch, i)``: two datasets over the same cases give the same items.
+
+    Args:
+        lengths: the number of slices of each case, in dataset order.
+        window: side S of the random square window around the brain; ``None`` for whole slices.
+        seed: base seed of the window positions.
+    """
+
+    def __init__(self, lengths: Sequence[int], window: int | None, seed: int) -> None:
+        self.window = window
+        self.seed = seed
+        self.epoch = 0
+        self._ends = list(accumulate(lengths))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw other windows in the next epoch (call it like ``DistributedSampler.set_epoch``)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self._ends[-1]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(case number, slice number within that case) of a dataset index."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} slices")
+        case = bisect_right(self._ends, index)
+        start = self._ends[case - 1] if case else 0
+        return case, index - start
+
+    def window_origin(self, index: int, box: np.ndarray) -> tuple[int, int]:
+        """Top-left corner of item ``index``'s window, its centre uniform over the slice's brain box."""
+        assert self.window is not None
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        centre_row = int(rng.integers(box[0], box[1] + 1))
+        centre_col = int(rng.integers(box[2], box[3] + 1))
+        return centre_row - self.window // 2, centre_col - self.window // 2
+
+
+class SliceDataset(WindowedSlices):
+    """Slices of several cases held in memory as ``(sources (k, S, S), targets (m, S, S), mask (S, S))`` items.
+
+    The training run streams the same items from the training cache
+    (:class:`training.data.streaming.StreamedSliceDataset`); this form serves small, already loaded sets.
     ``mask`` is the bool brain mask; when some case carries its tumour (``SliceStack.tumour``,
     loaded for ``--tumour-weight`` only) it is a uint8 region map instead: 0 outside the brain,
     :data:`BRAIN` in it, :data:`TUMOUR` in the tumour (cases without a segmentation: 0 and 1).
@@ -60,31 +105,13 @@ class SliceDataset(Dataset[Item]):
                     f"{stack.case_id} {stack.masks.shape[1:]}",
                     code="mismatched_case",
                 )
-        self.window = window
-        self.seed = seed
-        self.epoch = 0
-        self._ends = list(accumulate(len(stack) for stack in self.stacks))
+        super().__init__([len(stack) for stack in self.stacks], window, seed)
         self._boxes = [_brain_boxes(stack.masks) for stack in self.stacks]
         self.regions = any(stack.tumour is not None for stack in self.stacks)
 
     @property
     def case_ids(self) -> list[str]:
         return [stack.case_id for stack in self.stacks]
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw other windows in the next epoch (call it like ``DistributedSampler.set_epoch``)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self._ends[-1]
-
-    def locate(self, index: int) -> tuple[int, int]:
-        """(case number, slice number within that case) of a dataset index."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} slices")
-        case = bisect_right(self._ends, index)
-        start = self._ends[case - 1] if case else 0
-        return case, index - start
 
     def __getitem__(self, index: int) -> Item:
         case, local = self.locate(index)
@@ -95,8 +122,7 @@ class SliceDataset(Dataset[Item]):
             if stack.tumour is not None:
                 mask[stack.tumour[local]] = TUMOUR
         if self.window is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            top, left = _window_origin(self._boxes[case][local], self.window, rng)
+            top, left = self.window_origin(index, self._boxes[case][local])
             sources = _crop(sources, top, left, self.window)
             targets = _crop(targets, top, left, self.window)
             mask = _crop(mask, top, left, self.window)
@@ -118,13 +144,6 @@ def _brain_boxes(masks: np.ndarray) -> np.ndarray:
         else:
             boxes[i] = (rows[0], rows[-1], cols[0], cols[-1])
     return boxes
-
-
-def _window_origin(box: np.ndarray, window: int, rng: np.random.Generator) -> tuple[int, int]:
-    """Top-left corner of a window whose centre is uniform over the brain's bounding box."""
-    centre_row = int(rng.integers(box[0], box[1] + 1))
-    centre_col = int(rng.integers(box[2], box[3] + 1))
-    return centre_row - window // 2, centre_col - window // 2
 
 
 def _crop(array: np.ndarray, top: int, left: int, size: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 from synnet.modalities import Modality, check_disjoint, parse_modalities
 from synnet.neighbours import MAX_CONTEXT_SLICES
 from synnet.normalization import MEDIAN_LEVEL
-from training.fitting.config import ConfigError, FitConfig, default_name
+from training.fitting.config import CACHE_ENV, DEFAULT_CACHE_DIR, ConfigError, FitConfig, default_name
 from training.losses import list_losses
 from training.models import is_any_to_any, list_models
 from training.models.unified import FUSIONS
@@ -44,6 +44,10 @@ RESUMABLE = frozenset(
         "export",
         "val_max_slices",
         "run_dir",
+        "cache_dir",
+        "cache_memory",
+        "prepare_workers",
+        "strict_data",
     }
 )
 DEFAULTS = FitConfig().to_json()
@@ -85,9 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--extra-data",
         metavar="DIR",
-        help="a BraTS folder of more training cases that may lack modalities (e.g. "
+        help="BraTS folders (comma-separated) of more training cases that may lack modalities (e.g. "
         "../shared/data/brats18_t1_flair); none is held out. --arch unified trains on all of them, "
         "another model on those that hold its --src and --dst",
+    )
+    data.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the training cache: each case is decoded once into memory-mapped arrays there and streamed from "
+        "them, redone only when its files or the preparation settings change (python -m training.prepare "
+        f"prepares it ahead; default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR})",
+    )
+    data.add_argument(
+        "--cache-memory",
+        type=int,
+        metavar="MB",
+        help="keep up to MB of recently read slices in each process (for a cache on slow or network storage; "
+        f"default: {_default('cache_memory')}, the kernel's page cache alone)",
+    )
+    data.add_argument(
+        "--prepare-workers", type=int, metavar="N", help="processes preparing the cache (default: every core)"
+    )
+    data.add_argument(
+        "--strict-data",
+        action="store_true",
+        help="stop on a case that cannot be read (corrupt, truncated, images on different grids) instead of "
+        "skipping it with a warning",
     )
     data.add_argument(
         "--phantom-cases",
@@ -125,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-max-slices",
         type=int,
         metavar="N",
-        help="validate on at most N evenly spaced slices per case (default: all)",
+        help="validate on a seeded choice of at most N slices over all validation cases, the same every epoch, "
+        f"read one case at a time (default: {_default('val_max_slices')})",
     )
 
     data.add_argument(
@@ -139,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="2.5D input: feed every source slice with its K axial neighbours on each side as extra channels "
-        f"(synnet.neighbours; not with --arch unified). The training slices are held in memory with their "
-        f"neighbours, so they take 2K+1 times the memory (default: {_default('context_slices')})",
+        f"(synnet.neighbours; not with --arch unified) (default: {_default('context_slices')})",
     )
     data.add_argument(
         "--target-anchor",
@@ -367,6 +394,7 @@ def _checked(config: FitConfig) -> FitConfig:
         "steps_per_epoch": budget.steps_per_epoch,
         "max_steps": budget.max_steps,
         "val_max_slices": data.val_max_slices,
+        "prepare_workers": data.prepare_workers,
     }
     for key, value in positive.items():
         if value is not None and value < 1:
@@ -405,6 +433,8 @@ def _checked(config: FitConfig) -> FitConfig:
         raise ConfigError("--target-anchor is not available with --arch unified (its targets are also its sources)")
     if not 0 <= data.min_brain_fraction <= 1:
         raise ConfigError(f"--min-brain-fraction must be in [0, 1], got {data.min_brain_fraction}")
+    if data.cache_memory < 0:
+        raise ConfigError(f"--cache-memory must be >= 0 MB, got {data.cache_memory}")
     if config.runtime.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {config.runtime.workers}")
     canonical = (tuple(m.value for m in src), tuple(m.value for m in dst))
