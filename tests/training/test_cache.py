@@ -227,3 +227,39 @@ def test_validation_reads_a_bounded_seeded_choice_one_case_at_a_time(prepared: P
         (s.case_id, list(s.slice_indices)) for s in validation_stacks(viewed, max_slices=20, seed=4)
     ]
     assert sum(map(len, validation_stacks(viewed, max_slices=10**6, seed=4))) == total
+
+
+def _prepare_in_a_process(cases, root: Path, queue) -> None:
+    summary = prepare_cache(cases, root, workers=1, progress=False)
+    queue.put((summary.written, summary.reused))
+
+
+def test_processes_sharing_a_node_prepare_the_cache_once(phantom_root: Path, tmp_path: Path) -> None:
+    """Two ranks start on an empty cache at once: one writes every entry, the other waits and reuses them."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    cases, root = find_cases(phantom_root), tmp_path / "cache"
+    ranks = [context.Process(target=_prepare_in_a_process, args=(cases, root, queue)) for _ in range(2)]
+    for rank in ranks:
+        rank.start()
+    for rank in ranks:
+        rank.join(timeout=240)
+    assert sorted(queue.get(timeout=5) for _ in ranks) == [(0, 3), (3, 0)]
+
+
+def test_each_rank_reads_only_the_slices_its_sampler_hands_it(prepared: Path) -> None:
+    viewed = _viewed(prepared, SliceView((Modality.T1,), (Modality.T2,)))
+    for rank in range(2):
+        dataset = StreamedSliceDataset(viewed, window=48, seed=0, memory_bytes=2**30)
+        sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        handed = list(sampler)[:10]
+        for index in handed:
+            dataset[index]
+        read = set(dataset._slice_memory()._slices)  # every slice this rank's process read from the cache
+        expected = set()
+        for index in handed:
+            number, local = dataset.locate(index)
+            expected.add((dataset.cases[number].case_id, int(dataset.cases[number].z[local])))
+        assert read == expected

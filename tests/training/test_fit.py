@@ -131,10 +131,15 @@ def test_phantoms_are_generated_once_and_cached(tmp_path: Path, monkeypatch) -> 
 
 
 def test_two_process_ddp_ends_with_identical_replicas(phantom_root: Path, tmp_path: Path) -> None:
+    """Two gloo ranks on a cache neither finds ready: one prepares it, both stream from it, replicas agree."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     args = [*TINY, "--data", str(phantom_root), "--out", "store", "--run-dir", "run", "--epochs", "1"]
+    args += ["--cache-dir", str(tmp_path / "cache")]
     done = _cli(*args, cwd=tmp_path, launcher=(torchrun, "--standalone", "--nproc_per_node=2", "-m"))
     assert done.returncode == 0, done.stderr[-2000:]
+    entries = sorted(p.name for p in cache_root(tmp_path / "cache", phantom_root).iterdir() if p.is_dir())
+    manifest = ModelManifest.load(tmp_path / "store" / "synnet_t1-t1c_to_t2")
+    assert entries == sorted(manifest.training_data.train_cases + manifest.training_data.val_cases)
     digests = json.loads((tmp_path / "run" / DIGEST_FILE).read_text())
     assert len(digests) == 2 and digests[0] == digests[1]
     assert (tmp_path / "store" / "synnet_t1-t1c_to_t2" / "model.pt").is_file()

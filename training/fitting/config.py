@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,8 @@ class OutputConfig:
     model_version: str = "1"
     run_dir: str = ""
     export: bool = True
+    recipe: str | None = None  # the recipe file the run started from (training.fitting.recipe)
+    recipe_sha256: str | None = None  # ... and the digest of its resolved options, recorded in the manifest
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,17 @@ def _options() -> dict[str, tuple[str | None, str]]:
 
 OPTIONS = _options()
 GROUPS = tuple(dict.fromkeys(group for group, _ in OPTIONS.values() if group is not None))
+
+
+def option_types() -> dict[str, Any]:
+    """Flat option name -> its annotated type (``int | None``...): what a recipe's values are checked against."""
+    types = {name: hint for name, hint in typing.get_type_hints(FitConfig).items() if name in ("src", "dst")}
+    for group in GROUPS:
+        hints = typing.get_type_hints(type(getattr(FitConfig(), group)))
+        for option, (owner, attribute) in OPTIONS.items():
+            if owner == group:
+                types[option] = hints[attribute]
+    return types
 
 
 def default_name(arch: str, src: tuple[str, ...], dst: tuple[str, ...]) -> str:

@@ -99,6 +99,7 @@ class Trainer:
         self.budget = Budget(config.budget, len(self.loader))
         self.optimizer = build_optimizer(config.optim, model.parameters())
         self.train_seconds = 0.0  # time spent in optimizer steps, the clock of --time-limit
+        self._built = time.perf_counter()
         self._step_started = time.perf_counter()
         self.scheduler = build_scheduler(config.optim, self.optimizer, self.budget, self._elapsed_in_step)
         self.scaler = torch.amp.GradScaler(context.device.type, enabled=precision.needs_scaler)
@@ -170,11 +171,16 @@ class Trainer:
             self._step_started = time.perf_counter()
             total += self.train_step(sources, targets, mask, self._augment_generator(index))
             self.train_seconds += time.perf_counter() - self._step_started
+            if self.step == 1 and self.context.is_main:  # how long a start takes: data, model, first batch
+                logger.info("first optimizer step done, %.1f s after the trainer was built", self._since_built())
             count += 1
             bar.set_postfix(loss=f"{total / count:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
             bar.update()
         bar.close()
         return total / max(count, 1)
+
+    def _since_built(self) -> float:
+        return time.perf_counter() - self._built
 
     def _elapsed_in_step(self) -> float:
         """Training seconds including the step under way (the schedule is stepped inside it)."""
