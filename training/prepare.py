@@ -21,12 +21,8 @@ from training.fitting.config import CACHE_ENV, DEFAULT_CACHE_DIR, DataConfig, tr
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m training.prepare",
-        description="Decode every case of BraTS-layout folders once into the training cache that training.fit "
-        "streams from (memory-mapped arrays, one folder per data folder), in parallel, resumable; a case whose "
-        "files or settings did not change is not redone, one that cannot be read is reported and skipped.",
-    )
+    summary = "Decode every case of BraTS-layout folders once into the training cache training.fit streams from."
+    parser = argparse.ArgumentParser(prog="python -m training.prepare", description=summary)
     parser.add_argument("--data", required=True, action="append", metavar="DIR", help="a BraTS folder (repeatable)")
     parser.add_argument(
         "--cache-dir", metavar="DIR", help=f"where the cache goes (default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR})"

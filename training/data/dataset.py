@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,16 +39,27 @@ class WindowedSlices(Dataset[Item]):
     from a generator seeded by ``(seed, epoch, i)``: two datasets over the same cases give the same items.
 
     Args:
-        lengths: the number of slices of each case, in dataset order.
+        cases: the cases in dataset order, each with a ``case_id`` and a length (its slices); empty ones are
+            left out.
         window: side S of the random square window around the brain; ``None`` for whole slices.
         seed: base seed of the window positions.
+
+    Raises:
+        DataError: no slices at all.
     """
 
-    def __init__(self, lengths: Sequence[int], window: int | None, seed: int) -> None:
+    def __init__(self, cases: Sequence[Any], window: int | None, seed: int) -> None:
+        self.cases = [case for case in cases if len(case)]
+        if not self.cases:
+            raise DataError("no training slices: every case is empty after brain-slice selection", code="bad_slices")
         self.window = window
         self.seed = seed
         self.epoch = 0
-        self._ends = list(accumulate(lengths))
+        self._ends = list(accumulate(len(case) for case in self.cases))
+
+    @property
+    def case_ids(self) -> list[str]:
+        return [case.case_id for case in self.cases]
 
     def set_epoch(self, epoch: int) -> None:
         """Draw other windows in the next epoch (call it like ``DistributedSampler.set_epoch``)."""
@@ -92,9 +104,8 @@ class SliceDataset(WindowedSlices):
     """
 
     def __init__(self, stacks: Sequence[SliceStack], window: int | None = None, seed: int = 0) -> None:
-        self.stacks = [stack for stack in stacks if len(stack)]
-        if not self.stacks:
-            raise DataError("no training slices: every case is empty after brain-slice selection", code="bad_slices")
+        super().__init__(stacks, window, seed)
+        self.stacks: list[SliceStack] = self.cases
         first = self.stacks[0]
         for stack in self.stacks[1:]:
             if (stack.src, stack.dst) != (first.src, first.dst):
@@ -105,13 +116,8 @@ class SliceDataset(WindowedSlices):
                     f"{stack.case_id} {stack.masks.shape[1:]}",
                     code="mismatched_case",
                 )
-        super().__init__([len(stack) for stack in self.stacks], window, seed)
         self._boxes = [_brain_boxes(stack.masks) for stack in self.stacks]
         self.regions = any(stack.tumour is not None for stack in self.stacks)
-
-    @property
-    def case_ids(self) -> list[str]:
-        return [stack.case_id for stack in self.stacks]
 
     def __getitem__(self, index: int) -> Item:
         case, local = self.locate(index)

@@ -184,17 +184,11 @@ class StreamedSliceDataset(WindowedSlices):
     def __init__(
         self, cases: Sequence[ViewedCase], window: int | None = None, seed: int = 0, memory_bytes: int = 0
     ) -> None:
-        self.cases = [case for case in cases if len(case)]
-        if not self.cases:
-            raise DataError("no training slices: every case is empty after brain-slice selection", code="bad_slices")
-        super().__init__([len(case) for case in self.cases], window, seed)
+        super().__init__(cases, window, seed)
+        self.cases: list[ViewedCase]
         self.regions = self.cases[0].view.tumour and any(case.labels for case in self.cases)
         self.memory_bytes = memory_bytes
         self._memory: SliceMemory | None = None
-
-    @property
-    def case_ids(self) -> list[str]:
-        return [case.case_id for case in self.cases]
 
     def __getitem__(self, index: int) -> Item:
         number, local = self.locate(index)
