@@ -3,6 +3,9 @@ the volume pipeline (only the brain box is reused from it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -54,10 +57,22 @@ def eager_synthesis(
             batch = brain_slices[start : start + batch_size]
             chunk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(volume[:, rows, cols][..., batch], -1, 0)))
             nhwc = torch.empty_like(chunk, memory_format=torch.channels_last).copy_(chunk)
-            y = module(nhwc) if not manifest.any_to_any else module(nhwc, present.expand(len(batch), -1))
+            # present contiguous, as the store makes it: TorchScript optimizes its graph anew for other strides
+            y = module(nhwc) if not manifest.any_to_any else module(nhwc, present.repeat(len(batch), 1))
             out[:, rows, cols, batch] = np.moveaxis(y.numpy(), 0, -1)
     out = np.clip(out, 0, 1) * vmask[None]
     out = out.reshape(len(manifest.dst), *mask.shape)
     if model_space:
         return out
     return np.stack([denormalize(out[i], mask, manifest.output_reference[t]) for i, t in enumerate(manifest.dst)])
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Torch on one thread meanwhile, as a service started with ``SYNNET_TORCH_THREADS=1`` runs: the same kernels."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -105,7 +105,7 @@ MUTANTS = [
         "off_by_one_crop", "the brain box starts one pixel after the model's grid",
         "synnet/inference.py",
         replace("start = int(hits[0]) // multiple * multiple\n", "start = int(hits[0]) // multiple * multiple + 1\n"),
-        (*SERVED_VOLUMES, "tests/service/test_speed_levers.py"),
+        (*SERVED_VOLUMES, "tests/service/test_speed_levers.py", "tests/service/test_units.py"),
     ),
     Mutant(
         "inverted_output_mask", "the output kept outside the brain and zeroed inside",
@@ -131,7 +131,7 @@ MUTANTS = [
         "synnet/normalization.py",
         replace("(value_range.hi - value_range.lo) + value_range.lo",
                 "(value_range.hi - value_range.lo) + value_range.hi"),
-        ("tests/core/test_normalization.py", "tests/service/test_units.py", "tests/service/test_synthesize.py"),
+        ("tests/core/test_normalization.py", "tests/service/test_synthesize.py"),
     ),
     Mutant(
         "brain_scores_scaled_with_background",

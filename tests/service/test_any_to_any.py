@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import torch
+from eager_reference import single_thread
 
 from float_tolerance import assert_slices_close
 from live_service import live_service
@@ -84,7 +83,7 @@ def test_every_configuration_returns_the_synthesis_of_its_model(mixed_store: Pat
                     if (name, src) not in expected_by_model:
                         manifest = ModelManifest.load(mixed_store / name)
                         module = torch.jit.load(str(mixed_store / name / "model.pt"), map_location="cpu").eval()
-                        with single_thread():  # as the service runs it: the same kernels
+                        with single_thread():
                             expected_by_model[name, src] = (
                                 manifest, kit.eager_synthesis(module, manifest, sources, crop=True, mask=mask)
                             )
@@ -95,12 +94,3 @@ def test_every_configuration_returns_the_synthesis_of_its_model(mixed_store: Pat
                     assert_slices_close(image.get_fdata(dtype=np.float32), expected[channel], mask)
     assert {name for name, _ in expected_by_model} == {"t1_to_t2", "t1_t1c_to_flair", UNIFIED_NAME}
 
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
