@@ -108,6 +108,14 @@ MUTANTS = [
         (*SERVED_VOLUMES, "tests/service/test_speed_levers.py", "tests/service/test_units.py"),
     ),
     Mutant(
+        "normalization_ignores_the_given_mask", "sources normalized inside their own outline, not the mask given",
+        "synnet/inference.py",
+        replace("return slice_stack(model_input(sources, mask, manifest), mask,",
+                "return slice_stack(model_input(sources, np.any([s != 0 for s in sources.values()], axis=0), "
+                "manifest), mask,"),
+        ("tests/service/test_synthesize.py::test_uploaded_mask_limits_the_output",),
+    ),
+    Mutant(
         "inverted_output_mask", "the output kept outside the brain and zeroed inside",
         "synnet/inference.py",
         replace("    y *= stack.mask[None]\n", "    y *= ~stack.mask[None]\n"),
