@@ -149,9 +149,15 @@ MUTANTS = [
         ("tests/core/test_metrics.py::test_masked_metrics_use_only_brain_voxels",),
     ),
     Mutant(
-        "routing_prefers_the_lower_score", "routing takes the unified model where it scores lower, not higher",
+        "routing_prefers_the_lower_score", "routing hands a target to a model that scores lower, not higher",
         "synnet/routing.py",
-        replace("and theirs > ours else chosen", "and theirs < ours else chosen"),
+        replace("getattr(theirs, k) > getattr(ours, k) + m", "getattr(theirs, k) < getattr(ours, k) - m"),
+        ("tests/core/test_routing_by_quality.py", "tests/service/test_routing.py"),
+    ),
+    Mutant(
+        "routing_ignores_the_rerun_noise", "routing hands a target over on a gain within a rerun's noise",
+        "synnet/routing.py",
+        replace("getattr(theirs, k) > getattr(ours, k) + m", "getattr(theirs, k) > getattr(ours, k)"),
         ("tests/core/test_routing_by_quality.py", "tests/service/test_routing.py"),
     ),
     Mutant(
