@@ -198,9 +198,10 @@ class Synthesizer:
             truths: target → its real image, to score the synthesis (:class:`synnet.scores.MetricReport`).
             mask: the brain mask (nonzero = brain), on the sources' grid; None: the union of the
                 sources' nonzero voxels.
-            format: ``"nifti"``: nibabel images (``result["T2"]``); ``"png"`` (2D inputs) or
-                ``"npy"``: files only (``result.files``), as ``POST /synthesize?format=`` writes
-                them; None: the input's format.
+            format: ``"nifti"``: nibabel images (``result["T2"]``), and in ``result.files`` their
+                uncompressed ``.nii`` files; ``"png"`` (2D inputs: model space on the grey range)
+                or ``"npy"``: files only, as ``POST /synthesize?format=`` writes them; None: the
+                input's format.
 
         Returns:
             A :class:`SynthesisResult`: a file (and for NIfTI an image) per target, the models
