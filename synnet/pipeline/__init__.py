@@ -20,7 +20,9 @@
 
 The stages are plain synchronous methods of :class:`Pipeline`; :func:`run` (synchronous) and
 :func:`run_async` (the models concurrently, CPU-heavy stages offloaded to a worker thread) call
-them in the same order and differ only in the awaiting. So the same inputs give the same voxels,
+them in the same order and differ only in the awaiting. Two ten-line loops are simpler than either
+alternative: one async loop would need an event loop where a notebook may already run one, and
+a generator of work items would hide the order of the stages. The same inputs give the same voxels,
 metrics, warnings and errors on every way in, and an adapter only translates its own inputs (a
 form, paths, flags) into a :class:`SynthesisRequest` and the :class:`Synthesis` back.
 """

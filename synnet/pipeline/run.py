@@ -1,10 +1,7 @@
-"""One request through the stages, with the forward the caller supplies: :func:`run` and :func:`run_async`.
+"""The stages of one request (:class:`Pipeline`) and the two loops that run them: :func:`run`, :func:`run_async`.
 
-:class:`Pipeline`'s methods are the stages, plain synchronous functions; the two loops call them
-in the same order and differ only in the awaiting: :func:`run` calls the model's forward on each
-chunk in turn (the Python API and the CLI, with the store's model), :func:`run_async` submits the
-chunks of every model at once and awaits them (the service, with its dynamic batcher), handing the
-CPU-heavy stages to ``offload`` (a worker thread) so the event loop keeps batching meanwhile.
+The loops call the same stage methods in the same order and differ only in the awaiting (see
+:mod:`synnet.pipeline`).
 """
 
 from __future__ import annotations
