@@ -180,6 +180,11 @@ def loader_and_model_rates(data: Path, cache: Path, steps: int) -> tuple[float, 
     return loader_rate, model_rate, config.runtime.workers
 
 
+def seconds_or_dash(seconds: float) -> str:
+    """A trainer older than the "first optimizer step done" log line has no time to show."""
+    return "–" if seconds != seconds else f"{seconds:.1f}"
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -195,22 +200,30 @@ def main(argv: list[str] | None = None) -> None:
     print(f"> {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu_name()}, {os.cpu_count()} cores; "
           f"Python {platform.python_version()}; the unified model, 16 maps, 96 px windows, batch 16, "
           f"{FIT[FIT.index('--max-steps') + 1]} steps with a validation pass\n")  # fmt: skip
-    print("| subjects | trainer | prepare s/subject | cache MiB/subject | peak private MiB | peak file-backed MiB "
-          "| s to first step |")
+    print(
+        "| subjects | trainer | prepare s/subject | cache MiB/subject | peak private MiB | peak file-backed MiB "
+        "| s to first step |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in sizes:
         data = simulated_dataset(args.data, n, args.work / f"sim{n}")
         seconds, size = prepare(data, cache)
         fit = measure_fit(REPO, data, cache, args.work / "runs" / f"cache{n}")
         print(f"| {n} | streamed from the cache | {seconds / n:.2f} | {size / n / 2**20:.1f} | "
-              f"{fit.peak_private / 2**20:.0f} | {fit.peak_file / 2**20:.0f} | {fit.first_step:.1f} |", flush=True)
+              f"{fit.peak_private / 2**20:.0f} | {fit.peak_file / 2**20:.0f} | {seconds_or_dash(fit.first_step)} |",
+              flush=True)  # fmt: skip
         if args.compare_with is not None and str(n) in args.compare_sizes.split(","):
             old = measure_fit(args.compare_with, data, cache, args.work / "runs" / f"old{n}")
-            print(f"| {n} | {args.compare_with.name} (in memory) | – | – | {old.peak_private / 2**20:.0f} | "
-                  f"{old.peak_file / 2**20:.0f} | {old.first_step:.1f} |", flush=True)
+            print(
+                f"| {n} | {args.compare_with.name} (in memory) | – | – | {old.peak_private / 2**20:.0f} | "
+                f"{old.peak_file / 2**20:.0f} | {seconds_or_dash(old.first_step)} |",
+                flush=True,
+            )
     loader, model, workers = loader_and_model_rates(args.work / f"sim{sizes[-1]}", cache, args.steps)
-    print(f"\nAt {sizes[-1]} subjects, DataLoader workers {workers}: the loader delivers {loader:.0f} slices/s, "
-          f"the training step consumes {model:.1f} slices/s ({loader / model:.1f}x)")
+    print(
+        f"\nAt {sizes[-1]} subjects, DataLoader workers {workers}: the loader delivers {loader:.0f} slices/s, "
+        f"the training step consumes {model:.1f} slices/s ({loader / model:.1f}x)"
+    )
 
 
 if __name__ == "__main__":
