@@ -16,11 +16,11 @@ map back with ``output_reference``); docs/deployment.md shows how.
 An any-to-any model (``manifest.any_to_any``, the unified SynNet) has a second input,
 ``INPUT__1`` = ``present`` (B, 4) float32, 1 where the sample's modality is given; its
 ``model.pt`` is a verified wrapper that makes ``present`` a required argument, because Triton
-loads no model with an optional one (:mod:`synnet_tools.triton_any_to_any`).
+loads no model with an optional one (:mod:`training.triton_any_to_any`).
 
 CLI::
 
-    python -m synnet_tools.triton --store model_store --out triton_models
+    python -m training.triton --store model_store --out triton_models
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from synnet.errors import SynnetError
 from synnet.manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest
 from synnet.modalities import format_modalities
 from synnet.store import StoreError, read_manifest, staged_folder
-from synnet_tools.triton_any_to_any import TritonSignatureError, write_required_present
+from training.triton_any_to_any import TritonSignatureError, write_required_present
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +194,9 @@ def write_triton_repository(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m synnet_tools.triton --store model_store --out DIR``."""
+    """``python -m training.triton --store model_store --out DIR``."""
     parser = argparse.ArgumentParser(
-        prog="python -m synnet_tools.triton",
+        prog="python -m training.triton",
         description="Write a Triton Inference Server model repository (config.pbtxt + <version>/model.pt) "
         "for the models of a synnet model store.",
     )
