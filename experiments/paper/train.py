@@ -1,7 +1,9 @@
 """Train the planned runs, several ``python -m training.fit`` processes at once.
 
-Every run of one kind gets the same training time (``--time-limit``), not the same number of steps:
-runs share one accelerator at once, and equal time is the budget a user of this project has.
+Each run trains its recipe (:mod:`experiments.paper.plan`). What the machine at hand changes goes on top, for every
+run alike: where the cases are (``--data``, and ``--extra-data`` for the runs whose recipe has partially observed
+subjects), the comparison runs' training time (the tables were made at equal time per run, not equal steps: runs
+share one accelerator at once), optionally the bundled runs' time, and any ``--set KEY=VALUE``.
 """
 
 from __future__ import annotations
@@ -22,51 +24,41 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """What every run shares; the time budgets differ by kind."""
+    """What every run shares on this machine; None keeps the recipe's own value."""
 
-    data: Path
-    test_cases: str
     runs_dir: Path
     stores: Stores
     comparison_seconds: float
-    bundled_seconds: float
-    slice_size: int = 160
-    batch_size: int = 32
+    bundled_seconds: float | None = None
+    data: Path | None = None
+    extra_data: Path | None = None  # replaces the partially observed subjects' folder of the recipes that have one
     workers: int = 2
-    split_seed: int = 0
-    extra_data: Path | None = None  # the partially observed subjects (runs with partial_subjects train on them)
+    assignments: tuple[str, ...] = ()  # KEY=VALUE: training.fit --set for every run
 
 
 def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
-    """The ``python -m training.fit`` command line of one run (resuming from its last checkpoint)."""
-    seconds = settings.bundled_seconds if run.kind == BUNDLED else settings.comparison_seconds
+    """The ``python -m training.fit`` command line of one run: its recipe, or a resume from its last checkpoint."""
     run_dir = settings.runs_dir / run.name
-    command = [
-        sys.executable, "-m", "training.fit",
-        "--data", str(settings.data),
-        "--src", ",".join(run.src), "--dst", ",".join(run.dst),
-        "--arch", run.arch, "--loss", run.loss,
-        "--test-cases", settings.test_cases, "--val-cases", "0", "--split-seed", str(settings.split_seed),
-        "--optimizer", "adam", "--lr", "0.001", "--schedule", "cosine",
-        "--epochs", "100000", "--time-limit", f"{seconds:g}",
-        "--batch-size", str(settings.batch_size), "--slice-size", str(settings.slice_size),
+    seconds = settings.comparison_seconds if run.kind != BUNDLED else settings.bundled_seconds
+    session = [
+        *(["--data", str(settings.data)] if settings.data is not None else []),
+        *(["--time-limit", f"{seconds:g}"] if seconds is not None else []),
         "--workers", str(settings.workers),
         "--out", str(settings.stores.of(run)), "--name", run.name, "--run-dir", str(run_dir),
-        *run.options,
     ]  # fmt: skip
-    if run.partial_subjects and settings.extra_data is not None:
+    fit = [sys.executable, "-m", "training.fit"]
+    if (run_dir / "last.pt").exists():  # a resumed run keeps its checkpoint's settings but these
+        return [*fit, "--resume", str(run_dir / "last.pt"), *session]
+    command = [*fit, "--recipe", str(run.recipe), *run.overrides, *session]
+    command += [word for assignment in settings.assignments for word in ("--set", assignment)]
+    if run.extra_data and settings.extra_data is not None:
         command += ["--extra-data", str(settings.extra_data)]
-    if (run_dir / "last.pt").exists():
-        command += ["--resume", str(run_dir / "last.pt")]
     return command
 
 
 def train(runs: Sequence[PlannedRun], settings: TrainSettings, jobs: int) -> int:
     """Run the fits ``jobs`` at a time; the number of runs that failed (their logs say why)."""
     pending = [run for run in runs if not is_exported(run, settings.stores)]
-    if settings.extra_data is None and any(run.partial_subjects for run in pending):
-        names = ", ".join(run.name for run in pending if run.partial_subjects)
-        logger.warning("no --extra-data: %s train without the partially observed subjects of their recipe", names)
     logger.info("%d runs planned, %d already exported, %d to train", len(runs), len(runs) - len(pending), len(pending))
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}

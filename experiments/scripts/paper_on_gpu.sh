@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The run behind docs/results.md and model_store/: every planned fit of experiments.paper on one GPU.
+# The GPU run behind the paper's tables (experiments/results/paper.md) and the first bundled models: every planned fit of experiments.paper on one GPU.
 #
 # It ran through this project's device tool (a CUDA machine with its own torch, reached for one
 # call of at most 10 minutes, 64 MiB each way), so it brings its inputs along in .gpu/ (ignored by

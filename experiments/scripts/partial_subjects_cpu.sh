@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 15's question "do the 9 T1+FLAIR-only subjects help?": the unified SynNet's recipe (mean fusion,
 # as the session-5 model trained with them) at equal compute (4000 steps of batch 16) WITHOUT
-# ../shared/data/brats18_t1_flair, scored on every configuration (docs/results.md, "Partially observed
+# ../shared/data/brats18_t1_flair, scored on every configuration (experiments/results/history.md, "Partially observed
 # subjects"). It is also the baseline arm of experiments/scripts/fusion_cpu.sh.
 # Resumable: re-run after an interruption and training continues from its last checkpoint.
 #   bash experiments/scripts/partial_subjects_cpu.sh [SECONDS]      (default 9000 s of optimizer steps)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The bundled unified SynNet (one model for every configuration) on the CPU, then its evaluation on
-# all 28 single-target configurations beside the lookup-table baseline (docs/results.md).
+# all 28 single-target configurations beside the lookup-table baseline (experiments/results/configurations).
 # Its evaluation rows are recomputed only for cases missing from experiments/results/configurations: delete
 # experiments/results/configurations/synnet_unified/per_configuration.csv after retraining.
 # Resumable: re-run after an interruption and training continues from its last checkpoint.

@@ -2,7 +2,7 @@
 # Session 12's question: with the partial subjects' whole-tumour masks now read, do the 9 T1+FLAIR-only subjects help
 # the unified SynNet? The bundled recipe (experiments/scripts/unified_cpu.sh: mean-and-max fusion, tumour weight 5) at its compute
 # (4000 steps) with ../shared/data/brats18_t1_flair added, calibrated and scored like the bundled model on all 28
-# single-target configurations (docs/results.md, "Partially observed subjects").
+# single-target configurations (experiments/results/history.md, "Partially observed subjects").
 # Resumable: re-run after an interruption and training continues from its last checkpoint.
 #   bash experiments/scripts/unified_partial_cpu.sh [SECONDS]      (default 5400 s of optimizer steps)
 set -euo pipefail
