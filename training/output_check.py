@@ -30,7 +30,7 @@ from synnet.normalization import brain_mask
 from training.configurations import SOURCE_SETS, training_folders
 from training.data.brats import find_cases, load_case
 from training.export import verification_example, write_model
-from training.lookup_table import ModelSpaceImages
+from training.model_space import ModelSpaceImages
 from training.models.output_calibration import availability_rows
 
 # Every third axial slice: the network sees one slice at a time, so the quantiles and scores of a

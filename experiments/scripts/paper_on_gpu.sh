@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The GPU run behind the paper's tables (experiments/results/paper.md) and the first bundled models: every planned fit of experiments.paper on one GPU.
+# The GPU run behind the paper's tables (experiments/results/paper.md) and the bundled models whose recipe is a GPU
+# one (recipes/h200.toml): every fit of experiments.paper whose recipe trains on cuda, on one GPU.
 #
 # It ran through this project's device tool (a CUDA machine with its own torch, reached for one
 # call of at most 10 minutes, 64 MiB each way), so it brings its inputs along in .gpu/ (ignored by
-# git): the 12 training cases as a experiments.gpu_pack file (and, when packed, the 9 T1+FLAIR-only subjects that
-# the runs of plan.py PARTIAL_SUBJECT_RUNS also train on), and wheels of the pure-Python
-# dependencies the machine lacks. Arguments: comparison and bundled training seconds per run.
+# git): the 12 training cases as an experiments.gpu_pack file (and, when packed, the 9 T1+FLAIR-only subjects that
+# the recipes with extra_data also train on), and wheels of the pure-Python dependencies the machine lacks.
+# Arguments: comparison and bundled training seconds per run. Run from the repository root.
 # Results come back under $OUT as slim float16 checkpoints (training.checkpoint.slim_checkpoint),
-# which `python -m training.export` turns into model-store entries on this side.
+# which `python -m experiments.paper export` turns into model-store entries on this side.
 set -euo pipefail
 if [ "${1:-}" = fetch32 ]; then  # second call, same warm machine: the bundled models in float32
   python3 experiments/scripts/tar_in_bins.py /tmp/slim32 "$OUT" bundled32
@@ -41,7 +42,7 @@ python3 -m training.fit --data /tmp/brats18 --src T1,T1c --dst T2,FLAIR --test-c
   --time-limit 3 --epochs 1 --no-export --run-dir /tmp/smoke 2>&1 | grep -v "it/s\|step/s" | tail -4
 echo "smoke test passed after $(( $(date +%s) - started )) s"
 
-timeout 440 python3 -m experiments.paper train --data /tmp/brats18 --test-cases "$TEST_CASES" --jobs "$JOBS" \
+timeout 440 python3 -m experiments.paper train --recipe-device cuda --data /tmp/brats18 --jobs "$JOBS" \
   --runs-dir /tmp/runs --comparison-store /tmp/store_cmp --bundled-store /tmp/store_bundled \
   --comparison-seconds "$COMPARISON_SECONDS" --bundled-seconds "$BUNDLED_SECONDS" "${extra_data[@]}" \
   || echo "some runs failed"

@@ -10,6 +10,5 @@ cd "$(dirname "$0")/../.."
 source experiments/scripts/unified_recipe.sh
 root=runs/unified_no_partial
 fit_unified "$root" synnet_unified_no_partial "${1:-9000}" --fusion mean --tumour-weight 1
-python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 \
-  --store "$root/store" --models synnet_unified_no_partial --all-configurations \
-  --out experiments/results/configurations --no-figures
+python -m experiments.lookup_table --data ../shared/data/brats18 --also ../shared/data/brats23 \
+  --store "$root/store" --model synnet_unified_no_partial

@@ -22,3 +22,5 @@ python -m training.flip_ensemble --store model_store --model synnet_unified --da
 python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 \
   --store model_store --models synnet_unified --all-configurations --write-evaluation \
   --out experiments/results/configurations --no-figures
+python -m experiments.lookup_table --data ../shared/data/brats18 --also ../shared/data/brats23 \
+  --store model_store --model synnet_unified

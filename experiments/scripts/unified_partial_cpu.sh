@@ -14,5 +14,7 @@ python -m training.calibrate --store "$root/store" --model synnet_unified --data
 python -m training.evaluate --data ../shared/data/brats18 --also ../shared/data/brats23 \
   --store "$root/store" --models synnet_unified --all-configurations --write-evaluation \
   --out "$root/eval" --no-figures
+python -m experiments.lookup_table --data ../shared/data/brats18 --also ../shared/data/brats23 \
+  --store "$root/store" --model synnet_unified --out "$root/eval/synnet_unified"
 rm -rf experiments/results/configurations/synnet_unified_partial_masks
 cp -r "$root/eval/synnet_unified" experiments/results/configurations/synnet_unified_partial_masks
