@@ -46,11 +46,11 @@ def fit_command(run: PlannedRun, settings: TrainSettings) -> list[str]:
         "--workers", str(settings.workers),
         "--out", str(settings.stores.of(run)), "--name", run.name, "--run-dir", str(run_dir),
     ]  # fmt: skip
+    session += [word for assignment in settings.assignments for word in ("--set", assignment)]
     fit = [sys.executable, "-m", "training.fit"]
     if (run_dir / "last.pt").exists():  # a resumed run keeps its checkpoint's settings but these
         return [*fit, "--resume", str(run_dir / "last.pt"), *session]
     command = [*fit, "--recipe", str(run.recipe), *run.overrides, *session]
-    command += [word for assignment in settings.assignments for word in ("--set", assignment)]
     if run.extra_data and settings.extra_data is not None:
         command += ["--extra-data", str(settings.extra_data)]
     return command

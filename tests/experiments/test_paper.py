@@ -81,14 +81,15 @@ def test_a_bundled_run_trains_its_recipe_and_takes_the_time_and_folders_given(tm
     )
 
 
-def test_every_run_resumes_from_its_last_checkpoint_and_a_set_reaches_every_new_run(tmp_path: Path) -> None:
-    given = settings(tmp_path, assignments=("workers=0",))
-    run = next(r for r in plan() if r.kind == BUNDLED)
-    assert fit_command(run, given)[-2:] == ["--set", "workers=0"]
+def test_every_run_resumes_from_its_last_checkpoint_and_a_set_reaches_every_run(tmp_path: Path) -> None:
+    given = settings(tmp_path, assignments=("device=cpu",))
+    run = next(r for r in plan() if r.kind == COMPARISON)
+    assert fit_config(fit_command(run, given)).runtime.device == "cpu"  # over the GPU recipe's cuda
     (tmp_path / "runs" / run.name).mkdir(parents=True)
     (tmp_path / "runs" / run.name / "last.pt").touch()
     command = fit_command(run, given)
     assert command[3:5] == ["--resume", str(tmp_path / "runs" / run.name / "last.pt")] and "--recipe" not in command
+    assert command[-2:] == ["--set", "device=cpu"]
 
 
 def test_runs_are_selected_by_kind_and_by_where_their_recipe_trains() -> None:
