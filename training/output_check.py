@@ -107,7 +107,7 @@ def slice_step(manifest: ModelManifest) -> int:
 
 
 def checks_table(records: Sequence[ConfigurationCheck], verdict: str) -> str:
-    """The checks as a Markdown table (docs/results.md); ``verdict`` heads the adopted column."""
+    """The checks as a Markdown table; ``verdict`` heads the adopted column."""
     lines = [
         "| sources | target | check cases | brain PSNR before → after | brain SSIM before → after "
         f"| tumour SSIM (BraSyn) before → after | {verdict} |",
