@@ -164,7 +164,7 @@ def _broken_copy(tiny_root: Path, tmp_path: Path, how: str) -> Path:
         (("--src", "T1,T7", "--dst", "T2"), "unknown modality 'T7'"),
         (("--src", "T1,FLAIR", "--dst", "flair"), "overlap on FLAIR"),
         (("--src", "T1", "--dst", "T2", "--data", "{no_t2}"), "has all of T1,T2"),
-        (("--src", "T1", "--dst", "T2", "--data", "{mismatched}", "--strict-data"), "differ in shape"),
+        (("--src", "T1", "--dst", "T2", "--data", "{mismatched}", "--strict-data"), "must have the same shape"),
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(argv, message, tiny_root: Path, tmp_path: Path) -> None:

@@ -24,13 +24,12 @@ import numpy as np
 
 from synnet.dataset_layout import BRAIN_MASK_TOKEN, SEG_TOKEN, CaseFiles, scan_dataset
 from synnet.errors import SynnetError
+from synnet.grid import GridMismatchError, check_same_grid
 from synnet.imageio import read_image
 from synnet.modalities import Modality, format_modalities, parse_modality
 from synnet.normalization import brain_mask
 from training.data.errors import DataError
 
-# Affines of co-registered modalities may differ by float rounding between writers.
-AFFINE_ATOL = 1e-3
 # The label a whole-tumour mask loads as: the tumour weight reads seg > 0, the whole-tumour region (labels 1, 2, 4)
 # is right, and the core and enhancing regions are empty rather than guessed.
 WHOLE_TUMOUR_LABEL = 2
@@ -135,22 +134,14 @@ def load_case(case: CaseFiles, modalities: Iterable[Modality | str], *, load_seg
 
 
 def _check_same_grid(case_id: str, shapes: dict[str, tuple[int, ...]], affines: dict[str, np.ndarray]) -> None:
+    """3D volumes on one voxel grid (the core's check), or a DataError that names the case."""
     if any(len(shape) != 3 for shape in shapes.values()):
         listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
         raise DataError(f"case {case_id}: every image must be a 3D volume, got {listed}", code="mismatched_case")
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise DataError(f"case {case_id}: modalities differ in shape: {listed}", code="mismatched_case")
-    names = list(affines)
-    reference = affines[names[0]]
-    differing = [name for name in names[1:] if not np.allclose(affines[name], reference, atol=AFFINE_ATOL)]
-    if differing:
-        raise DataError(
-            f"case {case_id}: the affine of {', '.join(differing)} differs from that of {names[0]} "
-            f"(max difference {max(float(np.abs(affines[n] - reference).max()) for n in differing):.4g}); "
-            "the modalities must be co-registered on one voxel grid",
-            code="mismatched_case",
-        )
+    try:
+        check_same_grid(shapes, affines, group="the case")
+    except GridMismatchError as error:
+        raise DataError(f"case {case_id}: {error.detail}", code="mismatched_case") from None
 
 
 def _split_key(case_id: str, seed: int) -> str:
