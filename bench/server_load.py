@@ -152,7 +152,7 @@ def volume_files(case: Path | None, src: list[Modality], workdir: Path) -> tuple
 
         case = write_cases(workdir / "phantom", 1, seed=0)[0]
     found = [c for c in find_cases(case.parent) if c.folder.resolve() == case.resolve()]
-    if not found or found[0].missing(src):
+    if not found or found[0].lacks(src):
         raise SystemExit(f"{case} is not a BraTS case folder with {', '.join(m.value for m in src)} images")
     files = {m: (found[0].files[m].name, found[0].files[m].read_bytes(), "application/gzip") for m in src}
     return case.name, files
