@@ -83,8 +83,9 @@ def test_every_configuration_is_scored_beside_the_table_and_recorded_for_routing
     data = tmp_path / "data"
     shutil.copytree(tiny_root, data)
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    shutil.copytree(tiny_root / "Case0", elsewhere / "Case0")
+    shutil.copytree(tiny_root / "Case0", elsewhere / "Other0")  # a training case's images under another id
+    for path in (elsewhere / "Other0").iterdir():
+        path.rename(path.with_name(path.name.replace("Case0", "Other0")))
     store = tmp_path / "store"
     fit_unified(data, store, tmp_path / "run")
     manifest = ModelManifest.load(store / UNIFIED_NAME)
@@ -111,14 +112,18 @@ def test_every_configuration_is_scored_beside_the_table_and_recorded_for_routing
     assert record is not None and len(record.configurations) == 28
     score = record.score([T1c], T2)
     assert score is not None and score.src == [T1c] and score.metrics.ssim_brain is not None
-    assert record.data["cases"] == test_cases  # the held-out main dataset only
+    assert record.data["cases"] == test_cases  # the validation subjects of the main dataset
+    tested = record.test[elsewhere.name]  # every other dataset: test data, in both conventions
+    assert tested.cases == ["Other0"] and len(tested.configurations) == 28
+    scored = tested.metrics([T1c], T2)
+    assert scored is not None and math.isfinite(scored.ssim_brain) and math.isfinite(scored.ssim_brasyn_rest)
 
     report = (out / UNIFIED_NAME / "configurations.md").read_text()
     assert f"## {data.name}" in report and f"## {elsewhere.name}" in report
     assert report.count("| T1c,T2,FLAIR | T1 |") == 2
 
     # a changed model: its rows of one case are deleted, so that case alone is scored again, the table's with it
-    kept = [r for r in rows if not (r["model"] == UNIFIED_NAME and r["case"] == "Case0")]
+    kept = [r for r in rows if not (r["model"] == UNIFIED_NAME and r["case"] == "Other0")]
     with (out / UNIFIED_NAME / "per_configuration.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
