@@ -118,6 +118,31 @@ class ModelsResponse(BaseModel):
     unavailable: list[FailedModel]
 
 
+class ModelCardBody(BaseModel):
+    """A model's card, written beside it by ``python -m training.cards``."""
+
+    markdown: str = Field(
+        description="README.md: what it makes from what, its training, which subjects did what, its validation "
+        "and test scores in both conventions, its intended use and limits"
+    )
+    figure_url: str | None = Field(description="where to GET the card's figure (PNG); null when it has none")
+
+
+class ModelDetail(BaseModel):
+    """One served model: its manifest, its scores, what routing serves with it, and its card."""
+
+    name: str
+    manifest: dict[str, object] = Field(description="the manifest without internals, as in GET /models")
+    evaluation: dict[str, object] | None = Field(
+        description="evaluation.json: validation scores (targets, configurations, data), which routing compares, "
+        "and test scores by dataset (test), only reported; null when the model was not evaluated"
+    )
+    serves: list[ConfigurationRoute] = Field(
+        description="the configurations in which routing gives this model at least one target"
+    )
+    card: ModelCardBody | None = Field(description="null when the model has no card (README.md beside it)")
+
+
 SYNTHESIS_EXAMPLE = {
     "src": ["T1"],
     "dst": ["T2"],

@@ -14,6 +14,7 @@ import {
 } from "./configurations.js";
 import { decodeImage } from "./images.js";
 import { brainMask, brainRange, errorMap } from "./intensity.js";
+import { showCardButtons, wireCardDialog } from "./model_card.js";
 import { extractSlice, greyMap, heatMap, paint, sliceGeometry } from "./render.js";
 
 // File-name tokens -> modality, as synnet.modalities reads them (BraTS 2018-2021 and 2023 names).
@@ -316,6 +317,7 @@ async function showResult(config, truths, body) {
   }
   showMetrics(config, body);
   showDownloads(config, body);
+  showCardButtons($("model-cards"), body.models.map((m) => m.name), state.apiKey);
   const models = body.models.map((m) => m.name).join(", ");
   $("summary").textContent =
     `${config.src.join(" + ")} → ${config.dst.join(" + ")} by ${models}: ` +
@@ -518,4 +520,5 @@ function wire() {
 }
 
 wire();
+wireCardDialog();
 start();
