@@ -94,7 +94,10 @@ class HeldOutMetrics(TargetMetrics):
     BraSyn's (:func:`synnet.metrics.brasyn_scores`): each volume clipped to its whole-volume percentiles,
     background included, PSNR over the volume, 3D SSIM over the tumour and over the rest. Cases without a
     tumour label (the BraTS 2023 case) have no tumour SSIM, so its mean is over the others, or NaN.
+    A :class:`TargetMetrics` given where this is expected is read as one without BraSyn's scores.
     """
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True, from_attributes=True)
 
     psnr_brasyn: Score = math.nan
     ssim_brasyn_tumour: Score = math.nan

@@ -1,4 +1,4 @@
-"""``docs/results.md``: our Tables 3 and 4 beside the paper's, and the bundled models' scores.
+"""``docs/results/paper.md``: our Tables 3 and 4 beside the paper's, and the bundled models' scores.
 
 Reads the ``summary.csv`` files that :mod:`training.evaluate` wrote for the comparison models and
 for the bundled ones, and the manifests (training steps and seconds). The sentences that compare
@@ -257,7 +257,7 @@ def bundled_table(
 QUALITY_SECTION = (
     "## Why in-brain PSNR is low, and the recipe by ablation",
     "",
-    "- **Diagnosis** ([results/diagnosis.md](results/diagnosis.md), `python -m training.diagnose`): on the 4 test "
+    "- **Diagnosis** ([results/diagnosis.md](diagnosis.md), `python -m training.diagnose`): on the 4 test "
     "cases the best affine map of the prediction onto the truth adds +2.7 dB (T2) and +5.2 dB (FLAIR) in-brain "
     "PSNR but only +0.05 SSIM: most of the gap is the intensity level and spread, not structure. The target's "
     "scale is set by its 99.5th percentile (CSF, oedema), which puts healthy tissue anywhere in 0.20–0.45 (T2) and "
@@ -268,7 +268,7 @@ QUALITY_SECTION = (
     "- **BraSyn's scoring** (`synnet.metrics.brasyn_scores`, columns in every `training.evaluate` report) gives "
     "the same predictions 21.8 dB (T2) and 23.1 dB (FLAIR), SSIM 0.93 outside the tumour: not comparable with "
     "our in-brain numbers.",
-    "- **Ablation** ([results/ablation.md](results/ablation.md), `scripts/ablation_cpu.sh`): one change at a "
+    "- **Ablation** ([results/ablation.md](ablation.md), `scripts/ablation_cpu.sh`): one change at a "
     "time at equal optimizer steps on the CPU, scored on the 4 test cases and the BraTS 2023 case. For T1 → T2 "
     "and for T1,T1c,T2 → FLAIR the loss inside the brain is the largest gain of the first recipe (+1.0 and "
     "+3.1 dB). Against that recipe, weighing the loss 5× inside the tumour (`--tumour-weight 5`, session 6) "
@@ -296,7 +296,7 @@ QUALITY_SECTION = (
     "0.33 dB / 0.012 there. At a quarter of the width, the recipe gains 0.2–2.4 dB "
     "where it replaced a model; the issue's target (+2 dB and +0.08 SSIM on every target, T1 → T2 at 18 dB / "
     "0.65) is not met: SSIM moved by 0.005–0.04.",
-    "- **Flip ensemble** (session 13, [results/flip_ensemble.md](results/flip_ensemble.md), `python -m "
+    "- **Flip ensemble** (session 13, [results/flip_ensemble.md](flip_ensemble.md), `python -m "
     "training.flip_ensemble`, docs/ARCHITECTURE.md): the network was trained on randomly flipped windows, so the "
     "model file can average its four flipped views (each flipped back); it does so per target only where that "
     "raised PSNR on the model's own training cases without costing SSIM (the output calibration's rule). It passed "
@@ -309,7 +309,7 @@ QUALITY_SECTION = (
     "T1 → T2 and two T1c ones), which gain held-out brain SSIM +0.005 to +0.025 (every test case for 13 of them) "
     "at −0.18 to +0.24 dB, and BraTS 2023 SSIM on all 14; T1,T1c,T2 → FLAIR is the unified model's again "
     "(17.91 / 0.546 against the dedicated 16.42 / 0.532).",
-    "- **Which training subjects** (session 15, [results/data_curve.md](results/data_curve.md), `bash "
+    "- **Which training subjects** (session 15, [results/data_curve.md](data_curve.md), `bash "
     "scripts/data_curve_cpu.sh`): the bundled T1 → T2 recipe on 3, 6 and 12 of the training subjects, at equal "
     "steps. Two disjoint halves of 6 differ by 1.2–1.5 dB / 0.043–0.049 brain SSIM on the test cases at each of two "
     "seeds, and all 12 score below one half alone (16.36 / 0.549 and 16.09 / 0.550 against 15.62 / 0.535 and 14.94 "
@@ -408,7 +408,7 @@ UNIFIED_SECTION = (
     "- **Intensity-distribution term** (session 7; the ablation's arm `l`, results/ablation.md): the same "
     "recipe, fusion and steps with `--histogram-weight 10 --histogram-bands 0,1,10,50,90,99,100` (4000 steps,"
     " 1752 s on the AVX-512 machine), both calibrated, against the bundled model ([results/configurations/syn"
-    "net_unified_histogram_bands](results/configurations/synnet_unified_histogram_bands/configurations.md)): "
+    "net_unified_histogram_bands](configurations/synnet_unified_histogram_bands/configurations.md)): "
     "brain SSIM higher in only 10 of 28 configurations (mean −0.005), PSNR in 14 (+0.14 dB), tumour SSIM "
     "−0.012; BraTS 2023 case 9 and 8 of 28. T1c targets gain +0.62 dB / +0.005 on average (what the term was "
     "for), T2 loses 0.11 dB / 0.012 and FLAIR 0.007 SSIM. Not adopted: the bundled model stays the "
@@ -416,7 +416,7 @@ UNIFIED_SECTION = (
     "- **The banded term weighed 3** (session 8; the ablation's arm `m`, the best trade of the small-network "
     "arms): the same recipe, fusion and steps with `--histogram-weight 3 --histogram-bands "
     "0,1,10,50,90,99,100` (4000 steps, 2197 s on the AVX-512 machine), calibrated, against the bundled model "
-    "([results/configurations/synnet_unified_m](results/configurations/synnet_unified_m/configurations.md)): "
+    "([results/configurations/synnet_unified_m](configurations/synnet_unified_m/configurations.md)): "
     "brain SSIM higher in 8 of 28 configurations (mean −0.006), PSNR in 17 (mean −0.32 dB, pulled down by "
     "FLAIR from T2-bearing sources: T1,T1c,T2 → FLAIR 17.68 → 13.57 dB, T1c,T2 → FLAIR −3.7 dB); T2 targets "
     "+0.17 dB; BraTS 2023 case 10 and 17 of 28. Not adopted: what helped the small dedicated networks did "
@@ -467,7 +467,7 @@ UNIFIED_SECTION = (
     "- **Routing**: which model serves each configuration, with the scores it was chosen by, is the table "
     "at the end of this page, computed from `model_store/` by the service's own rule.",
     "- **Output calibration** (`python -m training.calibrate`, docs/ARCHITECTURE.md, "
-    "[results/calibration/synnet_unified.md](results/calibration/synnet_unified.md)): a monotone map per "
+    "[results/calibration/synnet_unified.md](calibration/synnet_unified.md)): a monotone map per "
     "(sources, target) from the output's in-brain quantiles onto the truth's, learnt on training cases and built "
     "into `model.pt` where a check on training cases it was not fitted on shows more in-brain PSNR and at most "
     "0.02 less in-brain and tumour-region SSIM. 11 of 28 maps pass: the 7 T1 targets, FLAIR from T1,T2, T1c,T2 "
@@ -509,7 +509,7 @@ def write_results(
     preamble: Sequence[str],
     configurations_report: Path = CONFIGURATIONS_REPORT,
 ) -> None:
-    """Write ``out`` (docs/results.md) from the evaluation summaries; ``preamble`` is the how-it-was-run part."""
+    """Write ``out`` (docs/results/paper.md) from the evaluation summaries; ``preamble`` is the how-it-was-run part."""
     comparison = read_summary(comparison_summary)
     bundled = read_summary(bundled_summary)
     bundled_brats23 = read_summary(bundled_summary, SECOND_DATASET)
