@@ -90,10 +90,10 @@ class Readiness(BaseModel):
 
 
 class TargetRoute(BaseModel):
-    """Which model makes one target of a configuration, and the held-out score routing compared."""
+    """Which model makes one target of a configuration, and the validation score routing compared."""
 
     model: str
-    score: float | None = Field(description="the model's recorded held-out brain SSIM for it (closest evaluated)")
+    score: float | None = Field(description="the model's recorded validation brain SSIM for it (closest evaluated)")
 
 
 class ConfigurationRoute(BaseModel):
@@ -107,7 +107,7 @@ class ConfigurationRoute(BaseModel):
 
 class ModelsResponse(BaseModel):
     models: list[dict[str, object]] = Field(
-        description="manifests of the served models without internals, with their held-out scores "
+        description="manifests of the served models without internals, with their validation scores "
         "(`evaluation`, `evaluation_data`) from evaluation.json"
     )
     configurations: list[str] = Field(description="served src->dst configurations, e.g. 'T1->T2'")

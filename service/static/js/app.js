@@ -119,7 +119,7 @@ function choiceHint(table) {
     return `No model synthesizes anything from ${state.src.join(" + ")}.`;
   }
   if (!state.dst.length) return "Tick the contrasts to synthesize.";
-  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its held-out score.`;
+  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its validation score.`;
 }
 
 function toggleSource(modality, on) {
