@@ -10,7 +10,8 @@ Reports: ``per_configuration.csv`` (one row per model, dataset, case, sources, t
 with the model's rows is reused, any other is scored again; other models' rows are kept),
 ``configurations.md`` (mean ± std per configuration and dataset, with
 the scores the store records for dedicated models of the same configuration), and, with
-``--write-evaluation``, the model's ``evaluation.json`` ``configurations`` that routing reads.
+``--write-evaluation``, the model's ``evaluation.json``: the main dataset's ``configurations`` that
+routing reads, and each ``--also`` dataset's as a test dataset (cases the model was trained on left out).
 """
 
 from __future__ import annotations
@@ -24,22 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from synnet.dataset_layout import CaseFiles
-from synnet.evaluation import ConfigurationScore, EvaluationRecord
+from synnet.evaluation import EvaluationRecord
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
 from synnet.metrics import WINDOW_SIZE, brain_scores, brasyn_scores, psnr
 from synnet.modalities import Modality
-from synnet.normalization import brain_mask
 from synnet.routing import all_configurations
 from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel
 from training.data.brats import find_cases, load_case
+from training.evaluation_record import save_evaluation, unseen_cases
 from training.model_space import ModelSpaceImages
 from training.scoring import (
-    BASE_METRICS,
     METRICS,
     Summary,
     as_float,
+    brasyn_truth,
     pm,
     read_rows,
     summarize,
@@ -101,14 +102,14 @@ def score_case(model: LoadedModel, case: CaseFiles, dataset: str, batch_size: in
         if not targets or any(m not in loaded.images for m in sources):
             continue
         given = {m: loaded.images[m] for m in sources}
-        mask = brain_mask(list(given.values()))  # as the service does: the sources' nonzero voxels
+        mask = loaded.brain_mask(sources)  # as the service does: the sources' nonzero voxels, or the mask sent
         started = time.perf_counter()
         y, _ = synthesize(model.forward, given, mask, manifest, batch_size=batch_size)
         seconds = time.perf_counter() - started
         model_space = normalized.under(mask, loaded.images)
         for target in targets:
             keys = {"dataset": dataset, "case": case.case_id, "sources": sources_key(sources), "target": target.value}
-            truth, raw = model_space[target], loaded.images[target]
+            truth, raw = model_space[target], brasyn_truth(loaded.images[target], loaded.brain)
             pred = y[manifest.dst.index(target)]
             scores = configuration_scores(pred, truth, mask, loaded.seg, raw, brasyn=True)
             rows.append({"model": manifest.name, **keys, **scores, "seconds": seconds})
@@ -122,7 +123,7 @@ def read_scored_rows(path: Path) -> list[dict[str, object]]:
 
 
 def dedicated_scores(store: Path) -> dict[tuple[str, str], list[tuple[str, TargetMetrics]]]:
-    """(sources, target) → the recorded held-out scores of each dedicated model in ``store`` serving it."""
+    """(sources, target) → the recorded validation scores of each dedicated model in ``store`` serving it."""
     found: dict[tuple[str, str], list[tuple[str, TargetMetrics]]] = {}
     for folder in sorted(p for p in Path(store).iterdir() if (p / "manifest.json").is_file()):
         manifest = ModelManifest.load(folder)
@@ -194,35 +195,14 @@ def configurations_report(
     lines = [f"# {name} on every single-target configuration", "", f"Command: `{command}`", ""]
     lines += [
         "Mean ± std over each dataset's cases. Brain: our in-brain convention; BraSyn: the challenge's "
-        f"whole-volume scoring (see report.md).{about_columns} Dedicated models: the held-out scores "
-        "their evaluation.json records, on the same test cases.",
+        f"whole-volume scoring (see report.md).{about_columns} Dedicated models: the validation scores "
+        "their evaluation.json records, on the same validation subjects.",
     ]
     for dataset in datasets:
         n = len({r["case"] for r in rows if r["dataset"] == dataset})
         lines += ["", f"## {dataset} ({n} cases)", ""]
         lines += markdown_table(summaries, name, dedicated if dataset == datasets[0] else {}, dataset, columns)
     return "\n".join(lines) + "\n"
-
-
-def write_configuration_scores(folder: Path, summaries: Sequence[Summary], data: str, cases: list[str],
-                               command: str) -> None:  # fmt: skip
-    """The main dataset's means per configuration into the model's ``evaluation.json``, which routing reads."""
-
-    def rounded(value: float) -> float | None:
-        return round(value, 4) if math.isfinite(value) else None
-
-    scores = [
-        ConfigurationScore(
-            src=s.sources.split(","),
-            target=s.target,
-            metrics=TargetMetrics(
-                **{name: rounded(s.mean[name]) for name in BASE_METRICS},
-                **{f"{name}_std": rounded(s.std[name]) for name in BASE_METRICS},
-            ),
-        )
-        for s in summaries
-    ]
-    EvaluationRecord(configurations=scores, data={"data": data, "cases": cases, "command": command}).save(folder)
 
 
 def evaluate_configurations(
@@ -242,7 +222,8 @@ def evaluate_configurations(
     available = {case.case_id: case for case in find_cases(data)}
     main_dataset = Path(data).resolve().name
     todo = [(main_dataset, available[c]) for c in cases]
-    todo += [(Path(folder).resolve().name, case) for folder in also for case in find_cases(folder)]
+    for folder in also:
+        todo += [(Path(folder).resolve().name, case) for case in unseen_cases(model.manifest, find_cases(folder))]
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "per_configuration.csv"
     rows = read_scored_rows(csv_path)
@@ -259,7 +240,13 @@ def evaluate_configurations(
     datasets = [main_dataset, *dict.fromkeys(d for d, _ in todo if d != main_dataset)]
     (out / "configurations.md").write_text(configurations_report(rows, name, datasets, Path(store), command))
     if write_evaluation_file:
-        own = [s for s in summaries if s.model == name and s.dataset == main_dataset]
-        write_configuration_scores(Path(store) / name, own, str(data), list(cases), command)
+        own = [s for s in summaries if s.model == name]
+        folders = {main_dataset: str(data), **{Path(folder).resolve().name: str(folder) for folder in also}}
+        have = {(r["dataset"], r["case"]) for r in rows if r["model"] == name}
+        scored: dict[str, list[str]] = {}
+        for dataset, case in todo:
+            if (dataset, case.case_id) in have:
+                scored.setdefault(dataset, []).append(case.case_id)
+        save_evaluation(Path(store) / name, own, main_dataset, folders, scored, command)
     return summaries
 

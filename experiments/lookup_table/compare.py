@@ -17,7 +17,6 @@ from experiments.lookup_table.table import LookupTable, LookupTableFit
 from synnet.dataset_layout import CaseFiles
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
-from synnet.normalization import brain_mask
 from synnet.store import LoadedModel
 from training.configurations import (
     CONFIGURATIONS,
@@ -35,7 +34,7 @@ from training.configurations import (
 )
 from training.data.brats import find_cases, load_case
 from training.model_space import ModelSpaceImages
-from training.scoring import Summary, summarize, write_rows
+from training.scoring import Summary, brasyn_truth, summarize, write_rows
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +67,13 @@ def table_rows(
         targets = [t for t in Modality if t not in sources and t in loaded.images and (sources, t) in tables]
         if not targets or any(m not in loaded.images for m in sources):
             continue
-        mask = brain_mask([loaded.images[m] for m in sources])  # as the service does: the sources' nonzero voxels
+        mask = loaded.brain_mask(sources)  # as the model's rows: the sources' nonzero voxels, or the case's mask
         model_space = normalized.under(mask, loaded.images)
         for target in targets:
             prediction = tables[sources, target].predict(model_space, mask)
             truth = model_space[target]
-            scores = configuration_scores(prediction, truth, mask, loaded.seg, loaded.images[target])
+            raw = brasyn_truth(loaded.images[target], loaded.brain)
+            scores = configuration_scores(prediction, truth, mask, loaded.seg, raw)
             keys = {"dataset": dataset, "case": case.case_id, "sources": sources_key(sources), "target": target.value}
             rows.append({"model": LOOKUP_TABLE, **keys, **scores, "seconds": 0.0})
     return rows
@@ -97,7 +97,6 @@ def table_columns(summaries: Sequence[Summary], model: str) -> list[Column]:
 
 def compare(
     model: LoadedModel, out: Path, data: Path, cases: Sequence[str], also: Sequence[Path], store: Path, command: str
-
 ) -> None:
     """The model's and the table's rows for every configuration of ``cases`` and ``also`` into ``out``."""
     manifest = model.manifest

@@ -48,8 +48,9 @@ def test_every_configuration_is_scored_and_recorded_for_routing(
     data = tmp_path / "data"
     shutil.copytree(tiny_root, data)
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    shutil.copytree(tiny_root / "Case0", elsewhere / "Case0")
+    shutil.copytree(tiny_root / "Case0", elsewhere / "Other0")  # a training case's images under another id
+    for path in (elsewhere / "Other0").iterdir():
+        path.rename(path.with_name(path.name.replace("Case0", "Other0")))
     store = tmp_path / "store"
     fit_unified(data, store, tmp_path / "run")
     manifest = ModelManifest.load(store / UNIFIED_NAME)
@@ -72,7 +73,11 @@ def test_every_configuration_is_scored_and_recorded_for_routing(
     assert record is not None and len(record.configurations) == 28
     score = record.score([T1c], T2)
     assert score is not None and score.src == [T1c] and score.metrics.ssim_brain is not None
-    assert record.data["cases"] == test_cases  # the held-out main dataset only
+    assert record.data["cases"] == test_cases  # the validation subjects of the main dataset
+    tested = record.test[elsewhere.name]  # every other dataset: test data, in both conventions
+    assert tested.cases == ["Other0"] and len(tested.configurations) == 28
+    scored = tested.metrics([T1c], T2)
+    assert scored is not None and math.isfinite(scored.ssim_brain) and math.isfinite(scored.ssim_brasyn_rest)
 
     report = (out / UNIFIED_NAME / "configurations.md").read_text()
     assert f"## {data.name}" in report and f"## {elsewhere.name}" in report
@@ -80,7 +85,7 @@ def test_every_configuration_is_scored_and_recorded_for_routing(
 
     # a changed model: its rows of one case are deleted, so that case alone is scored again; another model's rows
     # in the same file are kept as they are
-    kept = [r for r in rows if r["case"] != "Case0"]
+    kept = [r for r in rows if r["case"] != "Other0"]
     other = {**rows[0], "model": "another_model", "ssim_brain": "0.123"}
     with (out / UNIFIED_NAME / "per_configuration.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -14,6 +14,7 @@ import {
 } from "./configurations.js";
 import { decodeImage } from "./images.js";
 import { brainMask, brainRange, errorMap } from "./intensity.js";
+import { showCardButtons, wireCardDialog } from "./model_card.js";
 import { extractSlice, greyMap, heatMap, paint, sliceGeometry } from "./render.js";
 
 // File-name tokens -> modality, as synnet.modalities reads them (BraTS 2018-2021 and 2023 names).
@@ -118,7 +119,7 @@ function choiceHint(table) {
     return `No model synthesizes anything from ${state.src.join(" + ")}.`;
   }
   if (!state.dst.length) return "Tick the contrasts to synthesize.";
-  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its held-out score.`;
+  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its validation score.`;
 }
 
 function toggleSource(modality, on) {
@@ -316,6 +317,7 @@ async function showResult(config, truths, body) {
   }
   showMetrics(config, body);
   showDownloads(config, body);
+  showCardButtons($("model-cards"), body.models.map((m) => m.name), state.apiKey);
   const models = body.models.map((m) => m.name).join(", ");
   $("summary").textContent =
     `${config.src.join(" + ")} → ${config.dst.join(" + ")} by ${models}: ` +
@@ -518,4 +520,5 @@ function wire() {
 }
 
 wire();
+wireCardDialog();
 start();
