@@ -61,6 +61,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_large": 413,
     "payload_too_large": 413,
     "no_model": 404,
+    "unknown_model": 404,
+    "no_figure": 404,
     "unauthorized": 401,
     "bad_request": 400,
     "upload_timeout": 408,

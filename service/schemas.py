@@ -90,10 +90,10 @@ class Readiness(BaseModel):
 
 
 class TargetRoute(BaseModel):
-    """Which model makes one target of a configuration, and the held-out score routing compared."""
+    """Which model makes one target of a configuration, and the validation score routing compared."""
 
     model: str
-    score: float | None = Field(description="the model's recorded held-out brain SSIM for it (closest evaluated)")
+    score: float | None = Field(description="the model's recorded validation brain SSIM for it (closest evaluated)")
 
 
 class ConfigurationRoute(BaseModel):
@@ -107,7 +107,7 @@ class ConfigurationRoute(BaseModel):
 
 class ModelsResponse(BaseModel):
     models: list[dict[str, object]] = Field(
-        description="manifests of the served models without internals, with their held-out scores "
+        description="manifests of the served models without internals, with their validation scores "
         "(`evaluation`, `evaluation_data`) from evaluation.json"
     )
     configurations: list[str] = Field(description="served src->dst configurations, e.g. 'T1->T2'")
@@ -116,6 +116,31 @@ class ModelsResponse(BaseModel):
         description="every servable configuration (all 50 with an any-to-any model) and the model serving each target",
     )
     unavailable: list[FailedModel]
+
+
+class ModelCardBody(BaseModel):
+    """A model's card, written beside it by ``python -m training.cards``."""
+
+    markdown: str = Field(
+        description="README.md: what it makes from what, its training, which subjects did what, its validation "
+        "and test scores in both conventions, its intended use and limits"
+    )
+    figure_url: str | None = Field(description="where to GET the card's figure (PNG); null when it has none")
+
+
+class ModelDetail(BaseModel):
+    """One served model: its manifest, its scores, what routing serves with it, and its card."""
+
+    name: str
+    manifest: dict[str, object] = Field(description="the manifest without internals, as in GET /models")
+    evaluation: dict[str, object] | None = Field(
+        description="evaluation.json: validation scores (targets, configurations, data), which routing compares, "
+        "and test scores by dataset (test), only reported; null when the model was not evaluated"
+    )
+    serves: list[ConfigurationRoute] = Field(
+        description="the configurations in which routing gives this model at least one target"
+    )
+    card: ModelCardBody | None = Field(description="null when the model has no card (README.md beside it)")
 
 
 SYNTHESIS_EXAMPLE = {

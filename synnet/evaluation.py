@@ -15,9 +15,28 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from synnet.modalities import Modality
-from synnet.scores import TargetMetrics
+from synnet.scores import HeldOutMetrics
 
 EVALUATION_FILE = "evaluation.json"
+
+
+class DatasetScores(BaseModel):
+    """A model's scores on one test dataset: data no choice about the model saw, only reported.
+
+    The same shape as the validation scores of :class:`EvaluationRecord`: a dedicated model's per
+    target (on its own sources), an any-to-any model's per configuration evaluated there.
+    """
+
+    data: str = Field(description="the dataset's folder")
+    cases: list[str]
+    targets: dict[Modality, HeldOutMetrics] = Field(default_factory=dict)
+    configurations: list[ConfigurationScore] = Field(default_factory=list)
+
+    def metrics(self, src: Iterable[Modality], target: Modality) -> HeldOutMetrics | None:
+        """The scores of ``target`` made from exactly ``src`` (any-to-any), else of ``target`` (dedicated)."""
+        given = set(src)
+        exact = [c.metrics for c in self.configurations if c.target == target and set(c.src) == given]
+        return exact[0] if exact else self.targets.get(target)
 
 
 class ConfigurationScore(BaseModel):
@@ -25,18 +44,23 @@ class ConfigurationScore(BaseModel):
 
     src: list[Modality]
     target: Modality
-    metrics: TargetMetrics
+    metrics: HeldOutMetrics
 
 
 class EvaluationRecord(BaseModel):
     """Mean (and spread) over held-out cases of each target's scores, and what they were measured on.
 
-    A dedicated model is scored on its own configuration (``targets``); an any-to-any model on
-    each configuration it was evaluated on (``configurations``, one entry per (sources, target)).
+    ``targets``, ``configurations`` and ``data`` are the **validation** scores: on the subjects the
+    manifest lists as ``test_cases``, which choices about the model were made on (its adoption, routing
+    between models), so they are what routing compares. A dedicated model is scored on its own
+    configuration (``targets``); an any-to-any model on each configuration it was evaluated on
+    (``configurations``, one entry per (sources, target)). ``test``: the scores on datasets no choice
+    saw, by dataset name, only reported.
     """
 
-    targets: dict[Modality, TargetMetrics] = Field(default_factory=dict)
+    targets: dict[Modality, HeldOutMetrics] = Field(default_factory=dict)
     configurations: list[ConfigurationScore] = Field(default_factory=list)
+    test: dict[str, DatasetScores] = Field(default_factory=dict, description="test scores by dataset name")
     data: dict[str, Any] = Field(default_factory=dict, description="data folder, cases, command")
 
     def score(self, src: Iterable[Modality], target: Modality) -> ConfigurationScore | None:

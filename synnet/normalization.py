@@ -84,7 +84,7 @@ def median_anchored_range(
 
     The 99.5th percentile that sets ``hi`` in :func:`intensity_range` is decided by the brightest
     tissue (CSF, oedema, vessels), which the other contrasts of a case do not predict: it moves
-    healthy tissue anywhere in 0.20–0.45 for T2 (docs/results/diagnosis.md, finding 3). Anchoring
+    healthy tissue anywhere in 0.20–0.45 for T2 (experiments/results/diagnosis.md, finding 3). Anchoring
     on the median makes the bulk's level the same for every case; what is brighter than
     ``lo + (median - lo) / level`` is clipped at 1.
     """

@@ -9,7 +9,9 @@ not finite is written ``null`` (a finite one rounded to 6 decimals) and read bac
   :class:`synnet.Synthesizer`, ``synnet synthesize|evaluate``, locally or with ``--server``); it adds
   ``identical``, so that a ``null`` PSNR read back from JSON is infinite again;
 * :class:`TargetMetrics`: a mean over cases with its spread (the manifest's validation scores,
-  held-out scores in ``evaluation.json``).
+  held-out scores in ``evaluation.json``);
+* :class:`HeldOutMetrics`: the same with the BraSyn challenge's scores beside ours
+  (``evaluation.json``, :mod:`synnet.evaluation`).
 
 This module needs pydantic only, so the manifest can use it without importing torch.
 """
@@ -84,3 +86,22 @@ class TargetMetrics(Scores):
     ssim_std: Score = math.nan
     psnr_brain_std: Score = math.nan
     ssim_brain_std: Score = math.nan
+
+
+class HeldOutMetrics(TargetMetrics):
+    """Means over held-out cases in both conventions: ours (whole image, in-brain) and the BraSyn challenge's.
+
+    BraSyn's (:func:`synnet.metrics.brasyn_scores`): each volume clipped to its whole-volume percentiles,
+    background included, PSNR over the volume, 3D SSIM over the tumour and over the rest. Cases without a
+    tumour label (the BraTS 2023 case) have no tumour SSIM, so its mean is over the others, or NaN.
+    A :class:`TargetMetrics` given where this is expected is read as one without BraSyn's scores.
+    """
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True, from_attributes=True)
+
+    psnr_brasyn: Score = math.nan
+    ssim_brasyn_tumour: Score = math.nan
+    ssim_brasyn_rest: Score = math.nan
+    psnr_brasyn_std: Score = math.nan
+    ssim_brasyn_tumour_std: Score = math.nan
+    ssim_brasyn_rest_std: Score = math.nan

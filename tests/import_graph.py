@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("synnet", "training", "service", "synnet_tools")
+PACKAGES = ("synnet", "training", "service", "synnet_cli", "experiments")
 
 
 def module_name(path: Path) -> str:

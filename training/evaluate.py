@@ -16,13 +16,17 @@ case and target, in model space:
   percentiles, SSIM over the tumour and over the rest, background included), beside ours.
 
 ``--also DIR`` scores every case of further folders (e.g. the BraTS 2023 case, prepared by another
-pipeline) and reports each folder as its own rows: how the models hold up on data from elsewhere.
+pipeline) that the model was not trained on, and reports each folder as its own rows: how the models
+hold up on data from elsewhere. A case's brain is its mask file when it has one (data normalized
+before, whose background is not 0), as a service request that sends the mask.
 
 The report folder gets ``per_case.csv``, ``summary.csv`` (mean ± std over cases), ``report.md``
 and one figure per model (sources, truth, synthesized and error for a few slices). Rows already in
 ``per_case.csv`` are reused, so an interrupted evaluation continues where it stopped.
 ``--write-evaluation`` stores the means in ``evaluation.json`` beside each model
-(:class:`synnet.evaluation.EvaluationRecord`), never in the manifest its digest seals.
+(:class:`synnet.evaluation.EvaluationRecord`), never in the manifest its digest seals: the ``--data``
+cases' as the validation scores routing compares, each ``--also`` folder's as a test dataset
+(:mod:`training.evaluation_record`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import math
 import shlex
 import sys
 import time
@@ -42,16 +45,15 @@ import numpy as np
 
 from synnet.dataset_layout import CaseFiles
 from synnet.errors import SynnetError
-from synnet.evaluation import EvaluationRecord
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
-from synnet.normalization import brain_mask, normalize_target
-from synnet.scores import TargetMetrics
+from synnet.normalization import normalize_target
 from synnet.store import LoadedModel, ModelStore
 from training.configurations import evaluate_configurations
 from training.data.brats import LoadedCase, find_cases, load_case
 from training.evaluation_figure import figure_columns, held_out_figure
+from training.evaluation_record import save_evaluation, unseen_cases
 from training.scoring import (
     BASE_METRICS,
     BRASYN_METRICS,
@@ -59,6 +61,7 @@ from training.scoring import (
     REGIONS,
     Summary,
     as_float,
+    brasyn_truth,
     cell,
     pm,
     read_rows,
@@ -102,7 +105,7 @@ def predict_case(model: LoadedModel, case: CaseFiles, batch_size: int) -> CasePr
         raise EvaluationError(f"case {case.case_id} has no {listed}", code="missing_modality")
     loaded = load_case(case, needed, load_seg=True)
     sources = {m: loaded.images[m] for m in manifest.src}
-    mask = brain_mask(list(sources.values()))  # as the service does: the sources' nonzero voxels
+    mask = loaded.brain_mask(manifest.src)  # as the service does: the sources' nonzero voxels, or the mask sent
     started = time.perf_counter()
     y, _ = synthesize(model.forward, sources, mask, manifest, batch_size=batch_size)
     seconds = time.perf_counter() - started
@@ -119,7 +122,7 @@ def score_prediction(manifest: ModelManifest, prediction: CasePrediction) -> lis
     rows = []
     for channel, target in enumerate(manifest.dst):
         truth = prediction.model_space(target, manifest)
-        raw_truth = prediction.loaded.images[target]
+        raw_truth = brasyn_truth(prediction.loaded.images[target], prediction.loaded.brain)
         scores = score(prediction.y[channel], truth, prediction.mask, prediction.loaded.seg, raw_truth)
         keys = {"model": manifest.name, "dataset": prediction.dataset, "case": prediction.case_id}
         keys["target"] = target.value
@@ -160,20 +163,6 @@ def markdown_report(summaries: Sequence[Summary], data: str, cases: dict[str, li
     return "\n".join(lines) + "\n"
 
 
-def write_evaluation(folder: Path, summaries: Sequence[Summary], data: str, cases: list[str], command: str) -> None:
-    """The means and spreads of ``summaries`` as ``evaluation.json`` beside the model."""
-    metrics = {}
-    for s in summaries:
-        values = {name: _rounded(s.mean[name]) for name in BASE_METRICS}
-        values |= {f"{name}_std": _rounded(s.std[name]) for name in BASE_METRICS}
-        metrics[Modality(s.target)] = TargetMetrics(**values)
-    EvaluationRecord(targets=metrics, data={"data": data, "cases": cases, "command": command}).save(folder)
-
-
-def _rounded(value: float) -> float | None:
-    return round(value, 4) if math.isfinite(value) else None
-
-
 def run_evaluation(
     data: Path,
     store: Path,
@@ -191,8 +180,8 @@ def run_evaluation(
 ) -> list[Summary]:
     """Evaluate, write the report folder, and return the summaries (see the module docstring).
 
-    ``also``: further BraTS folders whose every case (with the model's modalities) is scored and
-    summarized as its own dataset; never written to ``evaluation.json``.
+    ``also``: further BraTS folders whose every case (with the model's modalities, not trained on) is
+    scored and summarized as its own dataset; ``evaluation.json``'s test datasets.
     ``all_configurations``: score each any-to-any model on every single-target configuration instead
     (:mod:`training.configurations`, report in ``out/<model>/``); its summaries are not returned.
     """
@@ -210,11 +199,13 @@ def run_evaluation(
     available = {case.case_id: case for case in find_cases(data)}
     elsewhere = [case for folder in also for case in find_cases(folder)]
     main_dataset = dataset_name(Path(data))
+    folders = {main_dataset: str(data), **{dataset_name(Path(folder)): str(folder) for folder in also}}
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "per_case.csv"
     rows = [{"dataset": main_dataset, **row} for row in read_rows(csv_path)]  # files from before datasets
     done = {(row["model"], row["case"]) for row in rows}
     cases_of: dict[str, list[str]] = {}
+    datasets_of: dict[str, dict[str, list[str]]] = {}  # the cases of cases_of by dataset
     for name in chosen:
         model = loaded.models[name]
         ids = list(cases) if cases else list(model.manifest.training_data.test_cases)
@@ -233,8 +224,11 @@ def run_evaluation(
             )  # fmt: skip
             continue
         needed = (*model.manifest.src, *model.manifest.dst)
-        extra = {case.case_id: case for case in elsewhere if not case.lacks(needed)}
+        extra = {case.case_id: case for case in unseen_cases(model.manifest, elsewhere) if not case.lacks(needed)}
         cases_of[name] = [*ids, *extra]
+        datasets_of[name] = {main_dataset: ids}
+        for case_id, case in extra.items():
+            datasets_of[name].setdefault(dataset_name(case.folder.parent), []).append(case_id)
         figure_path = out / "figures" / f"{name}.png"
         figure_path.parent.mkdir(exist_ok=True)
         for case_id in cases_of[name]:
@@ -244,11 +238,12 @@ def run_evaluation(
             case = available[case_id] if case_id in ids else extra[case_id]
             prediction = predict_case(model, case, batch_size)  # once, for rows and figure
             if wants_figure:
+                manifest = model.manifest
                 columns = figure_columns(
-                    {m: prediction.model_space(m, model.manifest) for m in (*model.manifest.src, *model.manifest.dst)},
-                    model.manifest, prediction.y,
+                    {m: prediction.model_space(m, manifest) for m in (*manifest.src, *manifest.dst)},
+                    manifest.src, dict(zip(manifest.dst, prediction.y, strict=True)),
                 )  # fmt: skip
-                title = f"{model.manifest.name} on {prediction.case_id} (held out)"
+                title = f"{model.manifest.name} on {prediction.case_id} (validation subject)"
                 held_out_figure(columns, prediction.mask, prediction.loaded.seg, title, figure_path)
             if (name, case_id) in done:
                 continue
@@ -278,9 +273,8 @@ def run_evaluation(
     (out / "report.md").write_text(markdown_report(summaries, str(data), cases_of, command))
     if write_evaluation_files:
         for name in cases_of:
-            own = [s for s in summaries if s.model == name and s.dataset == main_dataset]
-            held_out = [case_id for case_id in cases_of[name] if case_id in available]
-            write_evaluation(Path(store) / name, own, str(data), held_out, command)
+            own = [s for s in summaries if s.model == name]
+            save_evaluation(Path(store) / name, own, main_dataset, folders, datasets_of[name], command)
     return summaries
 
 

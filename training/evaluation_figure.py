@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 
 Column = tuple[str, np.ndarray, str]  # title, (X, Y, Z) volume in model space, colour map
 
 
-def figure_columns(model_space: dict[Modality, np.ndarray], manifest: ModelManifest, y: np.ndarray) -> list[Column]:
-    """One column per source, then truth, synthesized and |error| per target (``y``: (len(dst), X, Y, Z))."""
-    columns: list[Column] = [(f"{m.value} (source)", model_space[m], "gray") for m in manifest.src]
-    for channel, target in enumerate(manifest.dst):
+def figure_columns(
+    model_space: dict[Modality, np.ndarray], src: Sequence[Modality], synthesized: dict[Modality, np.ndarray]
+) -> list[Column]:
+    """One column per source, then truth, synthesized and |error| per target (each (X, Y, Z), model space)."""
+    columns: list[Column] = [(f"{m.value} (source)", model_space[m], "gray") for m in src]
+    for target, y in synthesized.items():
         truth = model_space[target]
         columns.append((f"{target.value} truth", truth, "gray"))
-        columns.append((f"{target.value} synthesized", y[channel], "gray"))
-        columns.append((f"|error| {target.value}", np.abs(y[channel] - truth), "magma"))
+        columns.append((f"{target.value} synthesized", y, "gray"))
+        columns.append((f"|error| {target.value}", np.abs(y - truth), "magma"))
     return columns
 
 
 def held_out_figure(
-    columns: list[Column], mask: np.ndarray, seg: np.ndarray | None, title: str, path: Path, n_slices: int = 3
+    columns: list[Column],
+    mask: np.ndarray,
+    seg: np.ndarray | None,
+    title: str,
+    path: Path,
+    n_slices: int = 3,
+    dpi: int = 90,
 ) -> None:
     """``columns`` on ``n_slices`` axial slices through the tumour (or the brain), cropped to the brain."""
     import matplotlib
@@ -51,5 +59,5 @@ def held_out_figure(
                 ax.set_ylabel(f"z = {z}", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)

@@ -202,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="also write a Triton model repository (config.pbtxt + 1/model.pt) for the exported model, or, "
-        "without CHECKPOINT, for every model in --out (finer control: python -m synnet_tools.triton)",
+        "without CHECKPOINT, for every model in --out (finer control: python -m training.triton)",
     )
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.triton is None:
         parser.error("give a CHECKPOINT to export, --triton DIR, or both")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from synnet_tools.triton import write_triton_repository  # imported late: only --triton needs it
+    from training.triton import write_triton_repository  # imported late: only --triton needs it
 
     try:
         names = None

@@ -10,8 +10,8 @@ an optional brain ``mask`` (B, 1, H, W) or (B, C, H, W), bool or float, and retu
 * ``total_variation``    mean of sqrt(p² + q² + ε) − sqrt(ε), p, q forward differences (eq. 7-8)
 * ``JointLoss``          λ1·wL2 + λ2·wSSIM + λ3·TV with λ = (10, 5, 0.5)          (eq. 6)
 * ``JointL1Loss``        the same with an edge-weighted L1 term, mean of ω·|pred − target|: an
-                         ablation (docs/results.md), since an L2 term barely pushes on the small
-                         intensity-level errors that dominate in-brain PSNR (docs/results/diagnosis.md)
+                         ablation (experiments/results/ablation.md), since an L2 term barely pushes on the small
+                         intensity-level errors that dominate in-brain PSNR (experiments/results/diagnosis.md)
 * ``distribution_distance`` how far the prediction's sorted intensities inside the brain are from
                          the target's, per image, rank by rank (Wasserstein-1) or band by band: an
                          optional fourth joint term (``lambda_hist``, ``--histogram-weight``)
@@ -210,7 +210,7 @@ def distribution_distance(
     that the prediction has the target's histogram. Why: scores clip and scale each image by its own
     0.5/99.5 percentiles, so an output without the target's bright tail (T1c vessels and enhancement,
     FLAIR oedema) has its bulk scaled too bright (T1 -> T1c: median 0.68 against the truth's 0.34,
-    docs/results/ablation.md); a pixel loss predicts the conditional middle and never makes that tail.
+    experiments/results/ablation.md); a pixel loss predicts the conditional middle and never makes that tail.
 
     Without ``bands`` it is the Wasserstein-1 distance, mean |sort(pred) − sort(target)| over all
     ranks; there the top 1 % of voxels weigh 1 %, too little to move the tail (measured: T1 -> T1c

@@ -30,7 +30,7 @@ from synnet.normalization import brain_mask
 from training.configurations import SOURCE_SETS, training_folders
 from training.data.brats import find_cases, load_case
 from training.export import verification_example, write_model
-from training.lookup_table import ModelSpaceImages
+from training.model_space import ModelSpaceImages
 from training.models.output_calibration import availability_rows
 
 # Every third axial slice: the network sees one slice at a time, so the quantiles and scores of a
@@ -107,7 +107,7 @@ def slice_step(manifest: ModelManifest) -> int:
 
 
 def checks_table(records: Sequence[ConfigurationCheck], verdict: str) -> str:
-    """The checks as a Markdown table (docs/results.md); ``verdict`` heads the adopted column."""
+    """The checks as a Markdown table; ``verdict`` heads the adopted column."""
     lines = [
         "| sources | target | check cases | brain PSNR before → after | brain SSIM before → after "
         f"| tumour SSIM (BraSyn) before → after | {verdict} |",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from synnet.metrics import WINDOW_SIZE, brain_scaled, brasyn_scores, evaluate, psnr, ssim_in_regions
+from synnet.scores import HeldOutMetrics
 
 # BraTS tumour regions by label: 1 necrotic/non-enhancing core, 2 oedema, 4 enhancing tumour
 REGIONS = {"wt": (1, 2, 4), "tc": (1, 4), "et": (4,)}
@@ -23,6 +24,8 @@ BASE_METRICS = ("psnr", "ssim", "psnr_brain", "ssim_brain")
 REGION_METRICS = tuple(f"{metric}_{region}" for region in REGIONS for metric in ("psnr", "ssim"))
 BRASYN_METRICS = ("psnr_brasyn", "ssim_brasyn_tumour", "ssim_brasyn_rest")
 METRICS = BASE_METRICS + REGION_METRICS + BRASYN_METRICS
+# what evaluation.json keeps of a summary: both conventions (synnet.scores.HeldOutMetrics)
+RECORDED_METRICS = BASE_METRICS + BRASYN_METRICS
 
 
 def score(
@@ -49,6 +52,18 @@ def score(
     return scores
 
 
+def brasyn_truth(stored: np.ndarray, brain_from_file: np.ndarray | None) -> np.ndarray:
+    """The truth BraSyn's scaling is given: the image as stored, as a raw scan is.
+
+    Data normalized before (a case whose brain comes from a mask file: z-scored, the background one
+    negative constant) is shifted so that the brain starts at 0 and the background is 0, as in a raw
+    scan; BraSyn's clip at 0 would otherwise cut away every brain voxel below the mean.
+    """
+    if brain_from_file is None:
+        return stored
+    return np.where(brain_from_file, stored - stored[brain_from_file].min(), 0.0).astype(np.float32)
+
+
 @dataclass
 class Summary:
     """Mean and (population) std over one dataset's cases of each metric for one model and target."""
@@ -60,6 +75,17 @@ class Summary:
     mean: dict[str, float]
     std: dict[str, float]
     sources: str = ""  # an any-to-any model's rows: the configuration's sources, e.g. "T1,FLAIR"
+
+
+def held_out_metrics(summary: Summary) -> HeldOutMetrics:
+    """A summary's means and spreads as ``evaluation.json`` keeps them (4 decimals; not measured: null)."""
+    values = {name: _rounded(summary.mean[name]) for name in RECORDED_METRICS}
+    values |= {f"{name}_std": _rounded(summary.std[name]) for name in RECORDED_METRICS}
+    return HeldOutMetrics(**values)
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def summarize(rows: Sequence[dict[str, object]]) -> list[Summary]:

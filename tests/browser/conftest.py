@@ -55,15 +55,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def viewer_store(tmp_path_factory: pytest.TempPathFactory, phantom_root: Path) -> Path:
-    """A model store holding ``t1_to_t2``, trained and exported by the real training.fit."""
+    """A model store holding ``t1_to_t2``, trained and exported by the real training.fit, with the card
+    training.cards makes for it (its figure from a phantom case standing in for BraTS 2023)."""
     root = tmp_path_factory.mktemp("viewer_models")
-    command = [
-        sys.executable, "-m", "training.fit", *TINY_FIT, "--data", str(phantom_root),
-        "--out", str(root / "store"), "--name", "t1_to_t2", "--run-dir", str(root / "run"),
+    brats23 = root / "data" / "brats23"
+    brats23.mkdir(parents=True)
+    case = sorted(p for p in phantom_root.iterdir() if p.is_dir())[0]
+    (brats23 / case.name).symlink_to(case, target_is_directory=True)
+    commands = [
+        [sys.executable, "-m", "training.fit", *TINY_FIT, "--data", str(phantom_root),
+         "--out", str(root / "store"), "--name", "t1_to_t2", "--run-dir", str(root / "run")],
+        [sys.executable, "-m", "training.cards", "--store", str(root / "store"), "--no-results",
+         "--data", str(brats23.parent)],
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        pytest.fail(f"training.fit failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    for command in commands:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.fail(f"{command[2]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return root / "store"
 
 

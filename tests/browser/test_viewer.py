@@ -168,6 +168,30 @@ def test_api_key_field_appears_when_the_server_needs_one(page: Page, keyed_serve
     expect(page.locator("#error")).to_be_hidden()
 
 
+def test_the_card_of_the_model_that_served_opens_with_its_figure(
+    page: Page, keyed_server: str, api_key: str, case_files
+) -> None:
+    """Behind a key too: the figure is fetched with it (a plain <img src> would get a 401 and stay empty)."""
+    page.goto(keyed_server)
+    page.fill("#api-key", api_key)
+    page.click("#key-apply")
+    expect(page.locator("#targets input[value=T2]")).to_be_checked()
+    page.set_input_files("#files", [str(case_files.t1)])
+    page.click("#run")
+    expect(page.locator("#result")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    page.click("#model-cards button[data-model=t1_to_t2]")
+    expect(page.locator("#card-dialog")).to_be_visible()
+    expect(page.locator("#card-title")).to_have_text("t1_to_t2")
+    text = page.locator("#card-text")
+    expect(text).to_contain_text("## Which subjects did what")
+    expect(text).to_contain_text("Not for diagnosis or treatment decisions")
+    expect(text).not_to_contain_text("pipeline_tag")  # the front matter is for model hubs, not shown
+    expect(page.locator("#card-figure")).to_be_visible()
+    assert page.evaluate("document.getElementById('card-figure').naturalWidth") > 100
+    page.click("#card-close")
+    expect(page.locator("#card-dialog")).to_be_hidden()
+
+
 def offered(page: Page, picker: str) -> list[str]:
     """The modalities a picker (``sources`` or ``targets``) lets the user tick or untick now."""
     return [m for m in MODALITIES if page.locator(f"#{picker} input[value={m}]").is_enabled()]

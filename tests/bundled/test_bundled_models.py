@@ -1,4 +1,4 @@
-"""The models committed in model_store/: the planned dedicated ones and the unified one, intact and working.
+"""The models committed in model_store/: one per recipe in recipes/bundled/, intact and working.
 
 Their quality is shown by ``python -m training.evaluate`` on real held-out BraTS cases (see
 docs/results.md); here each one must load, match its digest, state its held-out scores in
@@ -23,13 +23,15 @@ from synnet.normalization import brain_mask
 from synnet.routing import recorded_metrics, served_configurations
 from synnet.store import ModelStore
 from training.data.brats import find_cases, load_case
+from training.fitting.recipe import load_recipe
 from training.output_check import SSIM_TOLERANCE
-from training.paper.plan import BUNDLED, plan
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
 UNIFIED = "synnet_unified"
-EXPECTED = {(run.src, run.dst) for run in plan() if run.kind == BUNDLED}
-PARTIAL_SUBJECTS = {(run.src, run.dst) for run in plan() if run.kind == BUNDLED and run.partial_subjects}
+RECIPES = {path.stem: load_recipe(path)[0] for path in sorted((STORE.parent / "recipes" / "bundled").glob("*.toml"))}
+# (src, dst) of every dedicated model a recipe makes, and of those that also train on the partially observed subjects
+EXPECTED = {(r["src"], r["dst"]) for r in RECIPES.values() if r.get("arch") != "unified"}
+PARTIAL_SUBJECTS = {(r["src"], r["dst"]) for r in RECIPES.values() if r.get("extra_data")}
 MANIFESTS = sorted(STORE.glob("*/manifest.json"))
 # given all four, the unified model has nothing to make: its own test gives it fewer sources
 DEDICATED = [p for p in MANIFESTS if not ModelManifest.load(p.parent).any_to_any]
@@ -38,13 +40,13 @@ WITHOUT_FLIP_ENSEMBLE = [
     "synnet_flair_to_t1c", "synnet_t1-flair_to_t1c", "synnet_t1-t2-flair_to_t1c", "synnet_t1-t2_to_t1c",
     "synnet_t1_to_t1c", "synnet_t2-flair_to_t1c", "synnet_t2_to_t1c",
 ]  # fmt: skip
-# what a rerun of one recipe moves a model's mean brain PSNR on the 4 test cases (docs/results/ablation.md)
+# what a rerun of one recipe moves a model's mean brain PSNR on the 4 test cases (experiments/results/ablation.md)
 RERUN_NOISE_DB = 0.5
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
 
-def test_the_ten_promised_configurations_and_the_unified_model_are_bundled() -> None:
+def test_every_dedicated_recipe_and_the_unified_model_are_bundled() -> None:
     manifests = [ModelManifest.load(p.parent) for p in MANIFESTS]
     assert {(tuple(m.src), tuple(m.dst)) for m in manifests if not m.any_to_any} == EXPECTED
     assert [m.name for m in manifests if m.any_to_any] == [UNIFIED]
@@ -56,9 +58,7 @@ def test_manifest_matches_its_file_and_states_held_out_scores(manifest_path: Pat
     manifest = ModelManifest.load(manifest_path.parent)
     assert model_digest(manifest_path.parent / manifest.model_file, manifest) == manifest.sha256
     split = manifest.training_data
-    # the same 12 training cases for all, and the 9 T1+FLAIR-only subjects for the runs planned with them
-    # (training/paper/plan.py PARTIAL_SUBJECT_RUNS; not the unified model: at equal compute they cost the other
-    # configurations more than they gave T1 <-> FLAIR, docs/results.md)
+    # the same 12 training cases for all, and the 9 T1+FLAIR-only subjects for the models whose recipe has them
     extra = 9 if manifest.training.get("extra_data") else 0
     assert len(split.train_cases) == 12 + extra and len(split.test_cases) == 4
     assert bool(extra) == ((tuple(manifest.src), tuple(manifest.dst)) in PARTIAL_SUBJECTS)

@@ -71,7 +71,7 @@ def test_train_target_runs_fit_with_the_train_extra(dockerfile):
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_train_target_copies_every_package_fit_and_paper_import(dockerfile):
+def test_train_target_copies_every_package_fit_and_export_import(dockerfile):
     found = stages(dockerfile)
     copied = {
         word.rstrip("/")
@@ -79,7 +79,7 @@ def test_train_target_copies_every_package_fit_and_paper_import(dockerfile):
         for word in copy.split()[:-1]
         if not word.startswith("--")
     }
-    needed = {name.split(".")[0] for name in first_party_closure("training.fit", "training.paper.__main__")}
+    needed = {name.split(".")[0] for name in first_party_closure("training.fit", "training.export")}
     assert needed - copied == set(), f"the train image lacks {sorted(needed - copied)}"
 
 

@@ -1,4 +1,4 @@
-"""synnet_tools.triton: a Triton repository that Triton's own config schema accepts, for a model we export."""
+"""training.triton: a Triton repository that Triton's own config schema accepts, for a model we export."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from tritonclient.grpc import model_config_pb2
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
 from synnet.store import load_model
-from synnet_tools.triton import TritonExportError, main, write_triton_repository
 from training.export import any_to_any_example, example_input, write_model
 from training.models import create_model, model_config
+from training.triton import TritonExportError, main, write_triton_repository
 
 SRC, DST = ["T1", "T1c"], ["T2"]
 ALL = [m.value for m in Modality]

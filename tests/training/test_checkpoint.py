@@ -1,4 +1,4 @@
-"""Checkpoints: atomic round trip, clear errors, warm start of the matching tensors."""
+"""Checkpoints: atomic round trip, clear errors, warm start of the matching tensors, slim copies."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from training.checkpoint import (
     restore_rng_state,
     rng_state,
     save_checkpoint,
+    slim_checkpoint,
     warm_start,
 )
 from training.models import create_model
@@ -55,3 +56,16 @@ def test_warm_start_copies_what_matches_and_keeps_the_rest() -> None:
         assert torch.equal(model.state_dict()[name], donor.state_dict()[name])
     for name in skipped:
         assert torch.equal(model.state_dict()[name], before[name])
+
+
+def test_slim_checkpoint_drops_optimizer_state_and_halves_weights() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    checkpoint = {"format": 1, "config": {}, "model": model.state_dict(), "optimizer": {"x": 1}, "meta": {}}
+    slim = slim_checkpoint(checkpoint, half=True)
+    assert "optimizer" not in slim
+    assert slim["model"]["0.weight"].dtype == torch.float16
+    assert slim["model"]["1.num_batches_tracked"].dtype == torch.int64
+    restored = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    restored.load_state_dict(slim["model"])
+    assert restored[0].weight.dtype == torch.float32
+    torch.testing.assert_close(restored[0].weight, model[0].weight, rtol=1e-3, atol=1e-4)

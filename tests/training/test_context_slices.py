@@ -16,7 +16,6 @@ from synnet.manifest import ModelManifest, model_digest
 from synnet.modalities import Modality
 from synnet.neighbours import neighbour_stack
 from synnet.normalization import brain_mask
-from synnet_tools.triton import config_pbtxt
 from training.data.brats import find_cases, load_case
 from training.data.intensity import IntensityParams, augment_intensity
 from training.data.slices import extract_slices
@@ -24,6 +23,7 @@ from training.fitting.cli import build_parser, make_config
 from training.fitting.config import ConfigError
 from training.fitting.run import run
 from training.models import create_model
+from training.triton import config_pbtxt
 
 
 def test_each_source_brings_its_neighbours_lowest_first_and_the_ends_repeat() -> None:

@@ -84,15 +84,22 @@ def test_cli_names_unknown_models(evaluated: tuple[Path, Path, Path], capsys) ->
     assert "no model nope" in capsys.readouterr().err
 
 
-def test_another_dataset_gets_its_own_rows_and_stays_out_of_the_evaluation_file(
+def copy_case(source: Path, folder: Path, case_id: str) -> Path:
+    """The case in ``source`` under another case id (its files renamed with it) in ``folder``."""
+    target = folder / case_id
+    shutil.copytree(source, target)
+    for path in target.iterdir():
+        path.rename(path.with_name(path.name.replace(source.name, case_id)))
+    return target
+
+
+def test_another_dataset_is_a_test_dataset_of_the_evaluation_file_in_both_conventions(
     evaluated: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     data, store, _ = evaluated
     other = tmp_path / "other_pipeline"
     train_case = ModelManifest.load(store / "tiny").training_data.train_cases[0]
-    shutil.copytree(data / train_case, other / "Case-elsewhere")
-    for path in (other / "Case-elsewhere").iterdir():  # the same images under another case id
-        path.rename(path.with_name(path.name.replace(train_case, "Case-elsewhere")))
+    copy_case(data / train_case, other, "Case-elsewhere")  # the same images under another case id
     summaries = run_evaluation(
         data, store, ["tiny"], tmp_path / "out", figures=False, write_evaluation_files=True, also=[other]
     )
@@ -100,3 +107,51 @@ def test_another_dataset_gets_its_own_rows_and_stays_out_of_the_evaluation_file(
     assert "| tiny | other_pipeline | T2 | 1 |" in (tmp_path / "out" / "report.md").read_text()
     evaluation = EvaluationRecord.load_if_present(store / "tiny")
     assert evaluation is not None and "Case-elsewhere" not in evaluation.data["cases"]
+    block = evaluation.test["other_pipeline"]
+    assert block.cases == ["Case-elsewhere"] and block.data == str(other)
+    rows = {row["case"]: row for row in csv.DictReader((tmp_path / "out" / "per_case.csv").open())}
+    tested, row = block.targets["T2"], rows["Case-elsewhere"]
+    for name in ("psnr_brain", "ssim_brain", "psnr_brasyn", "ssim_brasyn_rest", "psnr"):
+        assert getattr(tested, name) == pytest.approx(round(float(row[name]), 4), abs=1e-4), name
+    validation = evaluation.targets["T2"]  # what routing reads keeps its place, now in both conventions too
+    assert math.isfinite(validation.psnr_brasyn) and math.isfinite(validation.ssim_brasyn_rest)
+
+
+def test_a_case_the_model_was_trained_on_is_never_its_test_data(
+    evaluated: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    data, store, _ = evaluated
+    train_case = ModelManifest.load(store / "tiny").training_data.train_cases[0]
+    other = tmp_path / "partial"
+    copy_case(data / train_case, other, train_case)
+    copy_case(data / train_case, other, "Case-new")
+    run_evaluation(data, store, ["tiny"], tmp_path / "out", figures=False, write_evaluation_files=True, also=[other])
+    cases = {row["case"] for row in csv.DictReader((tmp_path / "out" / "per_case.csv").open())}
+    assert train_case not in cases and "Case-new" in cases
+    evaluation = EvaluationRecord.load_if_present(store / "tiny")
+    assert evaluation is not None and evaluation.test["partial"].cases == ["Case-new"]
+
+
+def test_normalized_data_is_scored_inside_its_brain_mask_file(
+    evaluated: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A z-scored copy of a case (background a negative constant, brain from a mask file) scores as the case:
+    every normalization here is affine-invariant, so only a brain taken from the nonzero voxels would differ."""
+    data, store, _ = evaluated
+    (test_case,) = ModelManifest.load(store / "tiny").training_data.test_cases
+    zscored = tmp_path / "zscored" / "Case-z"
+    zscored.mkdir(parents=True)
+    t1 = nib.load(data / test_case / f"{test_case}_t1.nii.gz")
+    brain = np.asarray(t1.dataobj) != 0  # the brain the service takes for the original case: T1's nonzero voxels
+    nib.save(nib.Nifti1Image(brain.astype(np.uint8), t1.affine), zscored / "Case-z_brainmask.nii.gz")
+    for suffix in ("t1", "t2"):
+        image = np.asarray(nib.load(data / test_case / f"{test_case}_{suffix}.nii.gz").dataobj, dtype=np.float32)
+        inside = image[brain]
+        z = np.where(brain, (image - inside.mean()) / inside.std(), -2.5).astype(np.float32)
+        nib.save(nib.Nifti1Image(z, t1.affine), zscored / f"Case-z_{suffix}.nii.gz")
+    run_evaluation(data, store, ["tiny"], tmp_path / "out", figures=False, also=[zscored.parent])
+    rows = {row["case"]: row for row in csv.DictReader((tmp_path / "out" / "per_case.csv").open())}
+    original, copy = rows[test_case], rows["Case-z"]
+    for name in ("psnr_brain", "ssim_brain"):
+        assert float(copy[name]) == pytest.approx(float(original[name]), abs=1e-3), name
+    assert math.isfinite(float(copy["psnr_brasyn"])) and 0.0 < float(copy["ssim_brasyn_rest"]) <= 1.0

@@ -1,4 +1,4 @@
-"""The layout shows the architecture: no module of training/ or synnet_tools/ imports one that imports it back."""
+"""The layout shows the architecture: no module of training/ or experiments/ imports one that imports it back."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_training_and_tools_have_no_import_cycle() -> None:
-    every = modules("training", "synnet_tools")
+def test_training_and_the_lab_have_no_import_cycle() -> None:
+    every = modules("training", "experiments")
     graph = {name: imports(path, every) - {name} for name, path in every.items()}
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 

@@ -3,7 +3,7 @@
 The brain-only loss (``--mask-loss``) averages over brain pixels. With ``--tumour-weight W`` a pixel
 inside the tumour counts W times: the tumour is a few percent of the brain, so without it the loss
 hardly sees the region radiotherapy users look at first, and FLAIR oedema and T1c enhancement
-come out at a fraction of their contrast (docs/results.md). Windows carry their tumour as a region
+come out at a fraction of their contrast (experiments/results/ablation.md). Windows carry their tumour as a region
 map (:class:`training.data.dataset.SliceDataset`), warped by the same augmentation as the images.
 """
 

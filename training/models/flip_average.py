@@ -4,7 +4,7 @@ Why it exists: training draws random left-right and up-down flips of every windo
 (:mod:`training.data.augment`), so the network has learnt four views of each slice, and its
 errors differ between them. Averaging the four predictions, each flipped back, removes part of
 that variance: on the held-out cases it raised brain SSIM by 0.01–0.03 for T2, T1 and FLAIR
-targets (docs/results.md). Where a target's bright tail was trained in by the distribution term
+targets (experiments/results/flip_ensemble.md). Where a target's bright tail was trained in by the distribution term
 (the T1c models) the average narrows the distribution again and costs PSNR, so it is applied per
 (row, output channel), only where :mod:`training.flip_ensemble` adopted it, like the output
 calibration's maps (:mod:`training.models.output_calibration`). It costs four forwards of every

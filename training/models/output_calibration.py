@@ -3,7 +3,7 @@
 Why it exists: a network trained with an L1 term predicts the conditional median, so where a
 target's bright tail (FLAIR oedema, T1c enhancement) is uncertain from the sources it never
 reaches it; the images keep their structure but their intensity distribution is compressed
-(docs/results.md, "Why FLAIR and T1c PSNR are low"). A monotone map from the output's quantiles
+(experiments/results/diagnosis.md). A monotone map from the output's quantiles
 onto the truth's, learnt on training cases (:mod:`training.calibrate`), restores the
 distribution without touching the order of intensities, hence the anatomy.
 

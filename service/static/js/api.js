@@ -40,17 +40,26 @@ function headersFor(apiKey) {
   return apiKey ? { [API_KEY_HEADER]: apiKey } : {};
 }
 
-/** GET a JSON resource; rejects with an ApiError. */
-export async function getJSON(path, apiKey = "") {
+/** GET `path`; a failed request or a non-2xx answer rejects with an ApiError. */
+async function get(path, apiKey) {
   let response;
   try {
     response = await fetch(path, { headers: headersFor(apiKey) });
   } catch (error) {
     throw new ApiError(`Could not reach the service (${error.message}).`);
   }
-  const text = await response.text();
-  if (!response.ok) throw errorFromResponse(response.status, text);
-  return JSON.parse(text);
+  if (!response.ok) throw errorFromResponse(response.status, await response.text());
+  return response;
+}
+
+/** GET a JSON resource; rejects with an ApiError. */
+export async function getJSON(path, apiKey = "") {
+  return (await get(path, apiKey)).json();
+}
+
+/** GET a binary resource (a card's figure) as a Blob; rejects with an ApiError. */
+export async function getBlob(path, apiKey = "") {
+  return (await get(path, apiKey)).blob();
 }
 
 /**

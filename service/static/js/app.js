@@ -14,21 +14,10 @@ import {
 } from "./configurations.js";
 import { decodeImage } from "./images.js";
 import { brainMask, brainRange, errorMap } from "./intensity.js";
-import { extractSlice, greyMap, heatMap, paint, sliceGeometry } from "./render.js";
+import { showCardButtons, wireCardDialog } from "./model_card.js";
+import { busiestSlice, extractSlice, greyMap, heatMap, paint, sliceGeometry } from "./render.js";
+import { guessModality, showDownloads, showMetrics } from "./result_tables.js";
 
-// File-name tokens -> modality, as synnet.modalities reads them (BraTS 2018-2021 and 2023 names).
-const ALIASES = {
-  t1: "T1",
-  t1n: "T1",
-  t1w: "T1",
-  t1c: "T1c",
-  t1ce: "T1c",
-  t1gd: "T1c",
-  t2: "T2",
-  t2w: "T2",
-  flair: "FLAIR",
-  t2f: "FLAIR",
-};
 const DEFAULT_WINDOW = { level: 0.5, width: 1, errorTop: 0.3 };
 
 const $ = (id) => document.getElementById(id);
@@ -43,14 +32,6 @@ const state = {
   viewer: null, // what the result section shows
   downloadUrls: [],
 };
-
-/** The modality a file name stands for (its last token that is a known alias), or null. */
-function guessModality(filename) {
-  const stem = filename.toLowerCase().replace(/\.(nii\.gz|nii|png|gz)$/, "");
-  const tokens = stem.split(/[_\-. ]+/).reverse();
-  const known = tokens.find((token) => token in ALIASES);
-  return known ? ALIASES[known] : null;
-}
 
 // --- messages and progress ------------------------------------------------------------------
 
@@ -118,7 +99,7 @@ function choiceHint(table) {
     return `No model synthesizes anything from ${state.src.join(" + ")}.`;
   }
   if (!state.dst.length) return "Tick the contrasts to synthesize.";
-  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its held-out score.`;
+  return `${state.src.join(" + ")} → ${state.dst.join(" + ")}; beside each target, the model that makes it and its validation score.`;
 }
 
 function toggleSource(modality, on) {
@@ -314,8 +295,9 @@ async function showResult(config, truths, body) {
       panels.push({ title: `|error| ${target}`, caption: `in-brain RMS ${rms.toFixed(4)}`, volume: map, error: true, rms });
     }
   }
-  showMetrics(config, body);
-  showDownloads(config, body);
+  showMetrics($("metrics"), config, body);
+  state.downloadUrls = showDownloads($("downloads"), config, body, state.downloadUrls);
+  showCardButtons($("model-cards"), body.models.map((m) => m.name), state.apiKey);
   const models = body.models.map((m) => m.name).join(", ");
   $("summary").textContent =
     `${config.src.join(" + ")} → ${config.dst.join(" + ")} by ${models}: ` +
@@ -323,65 +305,7 @@ async function showResult(config, truths, body) {
   startViewer(panels, mask);
 }
 
-function formatMetric(value, identical, digits) {
-  if (value === null || value === undefined) return identical ? "∞" : "–";
-  return value.toFixed(digits);
-}
-
-function showMetrics(config, body) {
-  const rows = config.dst
-    .filter((t) => body.targets[t].metrics)
-    .map((target) => {
-      const metrics = body.targets[target].metrics;
-      const row = document.createElement("tr");
-      row.dataset.target = target;
-      const cells = [
-        [target, "target"],
-        [formatMetric(metrics.psnr, metrics.identical, 2), "psnr"],
-        [formatMetric(metrics.ssim, metrics.identical, 4), "ssim"],
-        [formatMetric(metrics.psnr_brain, metrics.identical, 2), "psnr_brain"],
-        [formatMetric(metrics.ssim_brain, metrics.identical, 4), "ssim_brain"],
-      ];
-      for (const [text, metric] of cells) {
-        const cell = document.createElement("td");
-        cell.textContent = text;
-        cell.dataset.metric = metric;
-        row.append(cell);
-      }
-      return row;
-    });
-  $("metrics").querySelector("tbody").replaceChildren(...rows);
-  $("metrics").hidden = rows.length === 0;
-}
-
-function showDownloads(config, body) {
-  for (const url of state.downloadUrls) URL.revokeObjectURL(url);
-  state.downloadUrls = [];
-  const links = config.dst.map((target) => {
-    const result = body.targets[target];
-    const url = URL.createObjectURL(new Blob([base64Bytes(result.data)], { type: result.media_type }));
-    state.downloadUrls.push(url);
-    const link = document.createElement("a");
-    link.className = "button";
-    link.href = url;
-    link.download = result.filename;
-    link.dataset.target = target;
-    link.textContent = `Download ${result.filename}`;
-    return link;
-  });
-  $("downloads").replaceChildren(...links);
-}
-
 // --- the viewer -----------------------------------------------------------------------------
-
-/** The slice along the view's axis that holds the most brain: a good first look. */
-function busiestSlice(mask, volume, geometry) {
-  const counts = new Uint32Array(geometry.depth);
-  const [nx, ny] = volume.shape;
-  const stride = [1, nx, nx * ny][geometry.sAxis];
-  for (let i = 0; i < mask.length; i++) if (mask[i]) counts[Math.floor(i / stride) % geometry.depth] += 1;
-  return counts.reduce((best, count, index) => (count > counts[best] ? index : best), 0);
-}
 
 function startViewer(panels, mask) {
   const first = panels[0].volume;
@@ -518,4 +442,5 @@ function wire() {
 }
 
 wire();
+wireCardDialog();
 start();

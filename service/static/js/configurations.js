@@ -1,5 +1,5 @@
 // Which (sources -> targets) the page offers: exactly the `routes` of GET /models, each with the
-// model that serves every target and the held-out score routing chose it by. The pickers build a
+// model that serves every target and the validation score routing chose it by. The pickers build a
 // configuration from checkboxes, so this module answers, for the sources ticked so far, which
 // targets can be added, and what serves them. No DOM here.
 

@@ -97,3 +97,12 @@ export function paint(canvas, slice, geometry, colour) {
   }
   context.putImageData(image, 0, 0);
 }
+
+/** The slice along the view's axis that holds the most brain: a good first look. */
+export function busiestSlice(mask, volume, geometry) {
+  const counts = new Uint32Array(geometry.depth);
+  const [nx, ny] = volume.shape;
+  const stride = [1, nx, nx * ny][geometry.sAxis];
+  for (let i = 0; i < mask.length; i++) if (mask[i]) counts[Math.floor(i / stride) % geometry.depth] += 1;
+  return counts.reduce((best, count, index) => (count > counts[best] ? index : best), 0);
+}
