@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synnet.evaluation import ConfigurationScore, EvaluationRecord
+from synnet.evaluation import ConfigurationScore, EvaluationRecord, measured_bf16_cost
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
 from synnet.metrics import WINDOW_SIZE, brain_scores, brasyn_scores, psnr
@@ -219,7 +219,8 @@ def write_configuration_scores(folder: Path, summaries: Sequence[Summary], data:
         )
         for s in summaries
     ]
-    EvaluationRecord(configurations=scores, data={"data": data, "cases": cases, "command": command}).save(folder)
+    data_record = {"data": data, "cases": cases, "command": command}
+    EvaluationRecord(configurations=scores, data=data_record, bf16=measured_bf16_cost(folder)).save(folder)
 
 
 def evaluate_configurations(

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from synnet.errors import SynnetError
-from synnet.evaluation import EvaluationRecord
+from synnet.evaluation import EvaluationRecord, measured_bf16_cost
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
@@ -166,7 +166,8 @@ def write_evaluation(folder: Path, summaries: Sequence[Summary], data: str, case
         values = {name: _rounded(s.mean[name]) for name in BASE_METRICS}
         values |= {f"{name}_std": _rounded(s.std[name]) for name in BASE_METRICS}
         metrics[Modality(s.target)] = TargetMetrics(**values)
-    EvaluationRecord(targets=metrics, data={"data": data, "cases": cases, "command": command}).save(folder)
+    data_record = {"data": data, "cases": cases, "command": command}
+    EvaluationRecord(targets=metrics, data=data_record, bf16=measured_bf16_cost(folder)).save(folder)
 
 
 def _rounded(value: float) -> float | None:

@@ -50,7 +50,8 @@ class QuantileMap(nn.Module):
     def forward(self, y: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) outputs and (B,) long rows → the mapped outputs, same shape and dtype."""
         batch, channels, height, width = y.shape
-        flat = y.float().reshape(batch, channels, height * width).contiguous()
+        # a fresh copy: reshaping a cropped (strided) output would make torch.export guard on whether it was cropped
+        flat = y.float().clone(memory_format=torch.contiguous_format).view(batch, channels, height * width)
         xs = self.knots_in[row]  # (B, C, K)
         ys = self.knots_out[row]
         upper = torch.searchsorted(xs, flat).clamp(1, xs.shape[2] - 1)
@@ -77,12 +78,18 @@ class CalibratedAnyToAny(nn.Module):
         super().__init__()
         self.network = network
         self.calibration = calibration
+        self.multiple: int = getattr(network, "multiple", 1)  # the network's grid (1 when it is TorchScript)
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """The network's signature and output, each missing modality's intensities mapped."""
         present = per_sample_availability(x, present)
         y = self.network(x, present)
         return self.calibration(y, availability_rows(present))
+
+    @torch.jit.unused
+    def on_grid(self, x: torch.Tensor, present: torch.Tensor, every_decoder: bool = False) -> torch.Tensor:
+        """The eager network's ``on_grid``, mapped (the map is per pixel, so cropping after it changes nothing)."""
+        return self.calibration(self.network.on_grid(x, present, every_decoder), availability_rows(present))
 
 
 class CalibratedDedicated(nn.Module):
