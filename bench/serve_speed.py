@@ -15,6 +15,10 @@ A script, not a test: one run prints one table.
     forward (``synnet.store.LoadedModel``: float32, the service's layout, one worker thread).
     So "× in-process" is what the HTTP layer, decoding, normalization, batching and encoding leave
     of the model's speed; "forward passes" is the server's own ``synnet_inference_seconds``.
+(d) **Serving paths** (``--paths``, :mod:`serving_paths`): TorchScript fp32 (today's), the exported
+    program, compiled fp32 and compiled bf16, each a fresh server on the same volume: start to ready,
+    first request, one volume and four in flight with ratios against TorchScript, RSS, and how far
+    each output is from TorchScript's.
 
 Timed samples of different configurations are interleaved (one sample of each in turn, as in
 ``bench/train_speed.py``) and the median is reported: the machine is shared and drifts. On CUDA
@@ -23,6 +27,8 @@ the times come from CUDA events, cuDNN autotuning is on, and TF32 is set explici
     python bench/serve_speed.py --case ../shared/data/brats18/Brats18_CBICA_ABM_1   # docs/benchmarks.md
     python bench/serve_speed.py                        # without a case: a generated phantom volume
     python bench/serve_speed.py --device cuda --skip-server
+    python bench/serve_speed.py --case ../shared/data/brats18/Brats18_CBICA_ABM_1 --paths all --skip-server \
+        --skip-inprocess                               # only (d), the serving paths
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
+# Part (d): each serving path, the service's environment for it; the first is the reference (today's path).
+PATHS = {
+    "TorchScript fp32": {},
+    "export fp32": {"SYNNET_MODEL_FORMAT": "export"},
+    "compiled fp32": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true"},
+    "compiled bf16": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true", "SYNNET_PRECISION": "bf16"},
+}
 SIDE = 240  # a BraTS slice is 240×240
 PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_MODES = {
@@ -109,7 +122,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     server.add_argument("--volume-requests", type=int, default=5)
     server.add_argument("--slice-requests", type=int, default=64, help="requests per concurrency level")
     server.add_argument("--concurrency", default="1,8,32")
+    paths = parser.add_argument_group("serving paths (d)")
+    paths.add_argument(
+        "--paths",
+        help=f"comma-separated, or 'all': {', '.join(PATHS)} (the first is the reference); default: no (d)",
+    )
+    paths.add_argument("--skip-inprocess", action="store_true", help="leave out (a) and (b)")
+    paths.add_argument("--path-volumes", type=int, default=5, help="one-at-a-time volume requests per path")
+    paths.add_argument("--path-rounds", type=int, default=3, help="rounds of four volumes in flight per path")
     args = parser.parse_args(argv)
+    args.paths = list(PATHS) if args.paths == "all" else (args.paths.split(",") if args.paths else [])
+    unknown = sorted(set(args.paths) - set(PATHS))
+    if unknown:
+        parser.error(f"unknown path(s) {unknown}; use {', '.join(PATHS)}")
     try:
         args.modes = [Mode.parse(m) for m in (args.modes or DEFAULT_MODES[args.device]).split(",")]
     except ValueError as error:
@@ -372,17 +397,28 @@ def main(argv: list[str] | None = None) -> None:
     module, n_src, source = load_torchscript(args, device)
     print(f"{header(device, source)}; malloc {malloc}")
     print()
-    rows, peaks = peak_rows(args, device)
-    model, _ = model_rows(args, device, module, n_src, peaks)
-    rows += model
+    rows: list[Row] = []
+    peaks = {"fp32": float("nan")}
+    if not args.skip_inprocess:
+        rows, peaks = peak_rows(args, device)
+        model, _ = model_rows(args, device, module, n_src, peaks)
+        rows += model
     notes: list[str] = []
     if not args.skip_server:
         server, notes = server_rows(args, module, n_src, peaks["fp32"])
         rows += server
-    print_table(rows)
-    print()
+    if rows:
+        print_table(rows)
+        print()
     for note in notes + targets(rows, peaks):
         print(note)
+    if args.paths:
+        from serving_paths import measure_paths  # needs the service's dependencies, like (c)
+
+        paths = {name: PATHS[name] for name in args.paths}
+        lines, _ = measure_paths(args.model_store, args.model, args.case, paths, args.path_volumes, args.path_rounds)
+        print()
+        print("\n".join(lines))
 
 
 def targets(rows: list[Row], peaks: dict[str, float]) -> list[str]:

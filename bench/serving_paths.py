@@ -1,0 +1,134 @@
+"""Part (d) of ``bench/serve_speed.py``: the serving paths compared through a real server, in one run.
+
+Each path is a fresh ``python -m service`` serving one model with its settings
+(``SYNNET_MODEL_FORMAT``, ``SYNNET_COMPILE``, ``SYNNET_PRECISION``; ``serve_speed.PATHS``). For each:
+the seconds from start to ready (loading, warm-up, compiling), the first volume request after
+ready, one volume at a time (median), four volumes in flight (wall time per volume, median), the
+server's resident memory after the loads (and its peak), how the model actually served (from
+``/readyz``: a bf16 request the model's recorded cost refuses serves fp32), and the largest
+difference of its output from the TorchScript fp32 path's, in model space (raw units over the
+output reference's range). Ratios are throughput against the TorchScript fp32 path of the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from server_load import Files, checked, form, running_service, volume_files
+
+from synnet.manifest import ModelManifest
+
+IN_FLIGHT = 4
+START_TIMEOUT_S = 3600.0  # compiling a flip-averaged model takes minutes on two cores
+
+
+@dataclass
+class PathResult:
+    name: str
+    served_as: str
+    start_s: float
+    first_s: float
+    one_s: float
+    in_flight_s: float  # wall time per volume with IN_FLIGHT requests in flight
+    rss_mb: float
+    peak_rss_mb: float
+    output: np.ndarray  # the target in raw units, as the server sent it
+
+    def ratios(self, reference: PathResult) -> tuple[float, float]:
+        return reference.one_s / self.one_s, reference.in_flight_s / self.in_flight_s
+
+
+def measure_paths(
+    store: Path, model_name: str, case: Path | None, paths: dict[str, dict[str, str]], volume_requests: int,
+    rounds: int,
+) -> tuple[list[str], list[PathResult]]:
+    """Every path (name → the service's environment; the first is the reference) on one volume.
+
+    Returns the table lines and the results.
+    """  # fmt: skip
+    manifest = ModelManifest.load(store / model_name)
+    with tempfile.TemporaryDirectory(prefix="serving_paths_") as tmp:
+        workdir = Path(tmp)
+        one_model = workdir / "store"
+        one_model.mkdir()
+        (one_model / model_name).symlink_to((store / model_name).resolve(), target_is_directory=True)
+        label, files = volume_files(case, manifest.src, workdir)
+        results = []
+        for name, env in paths.items():
+            started = time.perf_counter()
+            log = workdir / f"{name.replace(' ', '_')}.log"
+            with running_service(one_model, "cpu", log, env=env, ready_timeout_s=START_TIMEOUT_S) as service:
+                ready = time.perf_counter() - started
+                results.append(asyncio.run(_measure(name, service.url, service.pid, manifest, files, ready,
+                                                    volume_requests, rounds)))  # fmt: skip
+    return table(label, manifest, results), results
+
+
+async def _measure(
+    name: str, url: str, pid: int, manifest: ModelManifest, files: Files, start_s: float, requests: int, rounds: int
+) -> PathResult:
+    params = {"src": ",".join(m.value for m in manifest.src), "dst": manifest.dst[0].value, "format": "npy"}
+    download = {**params, "download": "1"}
+    async with httpx.AsyncClient(base_url=url, timeout=3600.0) as client:
+        served = (await client.get("/readyz")).json()["serving"][0]
+        started = time.perf_counter()
+        first = checked(await client.post("/synthesize", params=download, files=form(files)))
+        first_s = time.perf_counter() - started
+        one = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            checked(await client.post("/synthesize", params=download, files=form(files)))
+            one.append(time.perf_counter() - started)
+        in_flight = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            answers = await asyncio.gather(
+                *(client.post("/synthesize", params=download, files=form(files)) for _ in range(IN_FLIGHT))
+            )
+            in_flight.append((time.perf_counter() - started) / IN_FLIGHT)
+            for answer in answers:
+                checked(answer)
+    rss, peak = resident_mb(pid)
+    served_as = f"{served['format']}, {served['precision']}{', compiled' if served['compiled'] else ''}"
+    if served["notes"]:
+        served_as += " (" + "; ".join(served["notes"]) + ")"
+    output = np.load(io.BytesIO(first.content))
+    return PathResult(name, served_as, start_s, first_s, statistics.median(one), statistics.median(in_flight),
+                      rss, peak, output)  # fmt: skip
+
+
+def resident_mb(pid: int) -> tuple[float, float]:
+    """The process's resident memory now and at its peak (VmRSS, VmHWM), MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return float(fields["VmRSS"].split()[0]) / 1024, float(fields["VmHWM"].split()[0]) / 1024
+
+
+def table(label: str, manifest: ModelManifest, results: list[PathResult]) -> list[str]:
+    """The (d) table: one row per path, ratios and differences against the first (TorchScript fp32)."""
+    reference = results[0]
+    scale = manifest.output_reference[manifest.dst[0]]
+    span = scale.hi - scale.lo
+    lines = [
+        f"(d) serving paths, one model ({manifest.name}), volume {label}: a fresh server per path; "
+        f"× = volume throughput against {reference.name}; difference = largest |Δ| of the output in model space",
+        "",
+        "| path | served as | start to ready s | first request s | one volume s | × | "
+        f"{IN_FLIGHT} in flight s/volume | × | RSS MB (peak) | max \\|Δ\\| vs {reference.name} |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        one, many = r.ratios(reference)
+        difference = float(np.abs(r.output - reference.output).max()) / span
+        lines.append(
+            f"| {r.name} | {r.served_as} | {r.start_s:.1f} | {r.first_s:.2f} | {r.one_s:.2f} | {one:.2f} | "
+            f"{r.in_flight_s:.2f} | {many:.2f} | {r.rss_mb:.0f} ({r.peak_rss_mb:.0f}) | {difference:.2g} |"
+        )
+    return lines
