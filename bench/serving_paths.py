@@ -4,7 +4,9 @@ Each path is a fresh ``python -m service`` serving one model with its settings
 (``SYNNET_MODEL_FORMAT``, ``SYNNET_COMPILE``, ``SYNNET_PRECISION``; ``serve_speed.PATHS``). For each:
 the seconds from start to ready (loading, warm-up, compiling), the first volume request after
 ready, one volume at a time (median), four volumes in flight (wall time per volume, median), the
-server's resident memory after the loads (and its peak), how the model actually served (from
+server's resident memory after the loads (and its peak), the graphs compiled after the warm-up over
+that mixed run (volumes one at a time and four at once, then one-slice PNG requests), how the model
+actually served (from
 ``/readyz``: a bf16 request the model's recorded cost refuses serves fp32), and the largest
 difference of its output from the TorchScript fp32 path's, in model space (raw units over the
 output reference's range). Ratios are throughput against the TorchScript fp32 path of the same run.
@@ -22,11 +24,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from server_load import Files, checked, form, running_service, volume_files
+from server_load import Files, checked, form, running_service, slice_files, volume_files
 
 from synnet.manifest import ModelManifest
 
 IN_FLIGHT = 4
+SLICE_REQUESTS = 4  # one-slice PNG requests at the end of the mixed run
 START_TIMEOUT_S = 3600.0  # compiling a flip-averaged model takes minutes on two cores
 
 
@@ -40,6 +43,7 @@ class PathResult:
     in_flight_s: float  # wall time per volume with IN_FLIGHT requests in flight
     rss_mb: float
     peak_rss_mb: float
+    recompilations: int | None  # graphs compiled after the warm-up, over the whole run
     output: np.ndarray  # the target in raw units, as the server sent it
 
     def ratios(self, reference: PathResult) -> tuple[float, float]:
@@ -96,13 +100,18 @@ async def _measure(
             in_flight.append((time.perf_counter() - started) / IN_FLIGHT)
             for answer in answers:
                 checked(answer)
+        one_slice = slice_files(files, manifest.src)  # batches of one slice, as a PNG viewer sends them
+        for _ in range(SLICE_REQUESTS):
+            checked(await client.post("/synthesize", params={**params, "download": "1", "format": "png"},
+                                      files=form(one_slice)))  # fmt: skip
+        recompilations = (await client.get("/readyz")).json()["serving"][0]["recompilations"]
     rss, peak = resident_mb(pid)
     served_as = f"{served['format']}, {served['precision']}{', compiled' if served['compiled'] else ''}"
     if served["notes"]:
         served_as += " (" + "; ".join(served["notes"]) + ")"
     output = np.load(io.BytesIO(first.content))
     return PathResult(name, served_as, start_s, first_s, statistics.median(one), statistics.median(in_flight),
-                      rss, peak, output)  # fmt: skip
+                      rss, peak, recompilations, output)  # fmt: skip
 
 
 def resident_mb(pid: int) -> tuple[float, float]:
@@ -121,14 +130,15 @@ def table(label: str, manifest: ModelManifest, results: list[PathResult]) -> lis
         f"× = volume throughput against {reference.name}; difference = largest |Δ| of the output in model space",
         "",
         "| path | served as | start to ready s | first request s | one volume s | × | "
-        f"{IN_FLIGHT} in flight s/volume | × | RSS MB (peak) | max \\|Δ\\| vs {reference.name} |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"{IN_FLIGHT} in flight s/volume | × | RSS MB (peak) | recompilations | max \\|Δ\\| vs {reference.name} |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         one, many = r.ratios(reference)
         difference = float(np.abs(r.output - reference.output).max()) / span
         lines.append(
             f"| {r.name} | {r.served_as} | {r.start_s:.1f} | {r.first_s:.2f} | {r.one_s:.2f} | {one:.2f} | "
-            f"{r.in_flight_s:.2f} | {many:.2f} | {r.rss_mb:.0f} ({r.peak_rss_mb:.0f}) | {difference:.2g} |"
+            f"{r.in_flight_s:.2f} | {many:.2f} | {r.rss_mb:.0f} ({r.peak_rss_mb:.0f}) | "
+            f"{'' if r.recompilations is None else r.recompilations} | {difference:.2g} |"
         )
     return lines
