@@ -88,7 +88,7 @@ class ModelServing(BaseModel):
 
     name: str
     format: Literal["torchscript", "export"]
-    precision: Literal["fp32", "bf16"]
+    precision: Literal["fp32", "bf16", "fp16"] = Field(description="fp16 only by SYNNET_AUTOCAST_DTYPE on CUDA")
     compiled: bool
     load_seconds: float = Field(description="loading, verifying and warming up (compiling included)")
     compile_seconds: float | None = Field(default=None, description="torch.compile's warm-up")

@@ -344,9 +344,11 @@ def load_model(
     if precision == "bf16":
         refusal = bf16_refusal(evaluation, manifest.sha256)
         if refusal is None:
-            autocast_dtype, serving.precision = torch.bfloat16, "bf16"
+            autocast_dtype = torch.bfloat16
         else:
             serving.notes.append(f"serves fp32: {refusal}")
+    # what runs, also where SYNNET_AUTOCAST_DTYPE asked for mixed precision on CUDA
+    serving.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32")
     model = LoadedModel(manifest, module, device, autocast_dtype, layout, evaluation, serving)
     _warm_up(model)
     if compile:
