@@ -24,6 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+# Freezing: the weights become constants inductor can pack for oneDNN once, instead of arguments of
+# every call. With sizes symbolic, SynNet ran no faster compiled than as TorchScript without it
+# (0.34 s against 0.33 s for 4 slices of 144×192 on two cores) and 1.7× faster with it.
+INDUCTOR_OPTIONS = {"freezing": True}
 # Warm-up inputs (batch, H, W), H ≠ W so neither is taken for the other: a general batch (every size
 # symbolic), one small slice (dynamo's batch-1 graph) and one slice over 20480 pixels (oneDNN's other path).
 WARMUP_SHAPES = ((2, 32, 48), (1, 32, 48), (1, 144, 160))
@@ -39,7 +43,7 @@ class CountingBackend:
         from torch._inductor.compile_fx import compile_fx  # imported on use: inductor is heavy
 
         self.graphs += 1
-        return compile_fx(graph, example_inputs)
+        return compile_fx(graph, example_inputs, config_patches=INDUCTOR_OPTIONS)
 
 
 @dataclass
