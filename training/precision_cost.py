@@ -4,7 +4,7 @@
 synthesizes every configuration a model serves (its own; the 28 single-target ones of an
 any-to-any model) on its held-out test cases and on every case of ``--also``, once in fp32 and
 once in bf16, through the service's own path (:func:`synnet.inference.synthesize` on
-:meth:`synnet.store.LoadedModel.forward`), and scores both against the truth as
+:meth:`synnet.store.LoadedModel.forward` of the exported program), and scores both against the truth as
 ``training.evaluate`` does. ``--write`` records the result in each model's ``evaluation.json``
 (:class:`synnet.evaluation.PrecisionCost`), where the store reads it to decide whether the model
 may serve bf16 (:mod:`synnet.precision`). The numbers depend on the bf16 kernels, so the CPU is
@@ -101,9 +101,14 @@ def held_out_cases(model: LoadedModel, data: Path, also: Sequence[Path]) -> list
 
 
 def precision_cost(folder: Path, data: Path, also: Sequence[Path], command: str) -> PrecisionCost:
-    """Measure one model folder in fp32 and in bf16 on its held-out cases."""
-    fp32 = load_model(folder, "cpu")
-    bf16 = load_model(folder, "cpu", autocast_dtype=torch.bfloat16)
+    """Measure one model folder in fp32 and in bf16 on its held-out cases.
+
+    Through the exported program (its fp32 voxels are TorchScript's): under bf16 autocast TorchScript
+    ran SynNet 8× slower than in fp32 on this project's Xeon, the eager program 3×, so the program is
+    what makes 20 models × 5 cases × every source set fit a session.
+    """
+    fp32 = load_model(folder, "cpu", model_format="export")
+    bf16 = load_model(folder, "cpu", model_format="export", autocast_dtype=torch.bfloat16)
     cases = held_out_cases(fp32, data, also)
     scores: dict[Configuration, Scores] = {}
     for case in cases:
