@@ -9,7 +9,8 @@ that mixed run (volumes one at a time and four at once, then one-slice PNG reque
 actually served (from
 ``/readyz``: a bf16 request the model's recorded cost refuses serves fp32), and the largest
 difference of its output from the TorchScript fp32 path's, in model space (raw units over the
-output reference's range). Ratios are throughput against the TorchScript fp32 path of the same run.
+output reference's range), and, with a BraTS ``--case``, the output's in-brain PSNR/SSIM against the
+case's real target. Ratios are throughput against the TorchScript fp32 path of the same run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ import httpx
 import numpy as np
 from server_load import Files, checked, form, running_service, slice_files, volume_files
 
+from synnet.imageio import read_image
 from synnet.manifest import ModelManifest
+from synnet.metrics import brain_scores
+from synnet.normalization import brain_mask, normalize_target
 
 IN_FLIGHT = 4
 SLICE_REQUESTS = 4  # one-slice PNG requests at the end of the mixed run
@@ -46,8 +50,35 @@ class PathResult:
     recompilations: int | None  # graphs compiled after the warm-up, over the whole run
     output: np.ndarray  # the target in raw units, as the server sent it
 
+    def scores(self, manifest: ModelManifest, truth: Truth) -> dict[str, float]:
+        """In-brain PSNR/SSIM of the output against the case's real target, as training.evaluate scores them."""
+        scale = manifest.output_reference[manifest.dst[0]]
+        model_space = np.where(truth.mask, (self.output - scale.lo) / (scale.hi - scale.lo), 0.0).astype(np.float32)
+        return brain_scores(model_space, truth.image, truth.mask)
+
     def ratios(self, reference: PathResult) -> tuple[float, float]:
         return reference.one_s / self.one_s, reference.in_flight_s / self.in_flight_s
+
+
+@dataclass(frozen=True)
+class Truth:
+    image: np.ndarray  # the case's real target, normalized as training.evaluate normalizes it
+    mask: np.ndarray  # the sources' brain mask, as the service makes it
+
+
+def case_truth(case: Path | None, manifest: ModelManifest, files: Files) -> Truth | None:
+    """The real target of ``--case`` (none for a generated volume)."""
+    if case is None:
+        return None
+    from training.data.brats import find_cases
+
+    (found,) = [c for c in find_cases(case.parent) if c.folder.resolve() == case.resolve()]
+    target = found.files.get(manifest.dst[0])
+    if target is None:
+        return None
+    mask = brain_mask([read_image(data, name)[0] for name, data, _ in files.values()])
+    image = read_image(target.read_bytes(), target.name)[0]
+    return Truth(normalize_target(image, mask, manifest.normalization)[0], mask)
 
 
 def measure_paths(
@@ -73,7 +104,8 @@ def measure_paths(
                 ready = time.perf_counter() - started
                 results.append(asyncio.run(_measure(name, service.url, service.pid, manifest, files, ready,
                                                     volume_requests, rounds)))  # fmt: skip
-    return table(label, manifest, results), results
+        truth = case_truth(case, manifest, files) if case is not None else None
+    return table(label, manifest, results, truth), results
 
 
 async def _measure(
@@ -120,7 +152,7 @@ def resident_mb(pid: int) -> tuple[float, float]:
     return float(fields["VmRSS"].split()[0]) / 1024, float(fields["VmHWM"].split()[0]) / 1024
 
 
-def table(label: str, manifest: ModelManifest, results: list[PathResult]) -> list[str]:
+def table(label: str, manifest: ModelManifest, results: list[PathResult], truth: Truth | None) -> list[str]:
     """The (d) table: one row per path, ratios and differences against the first (TorchScript fp32)."""
     reference = results[0]
     scale = manifest.output_reference[manifest.dst[0]]
@@ -130,15 +162,22 @@ def table(label: str, manifest: ModelManifest, results: list[PathResult]) -> lis
         f"× = volume throughput against {reference.name}; difference = largest |Δ| of the output in model space",
         "",
         "| path | served as | start to ready s | first request s | one volume s | × | "
-        f"{IN_FLIGHT} in flight s/volume | × | RSS MB (peak) | recompilations | max \\|Δ\\| vs {reference.name} |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"{IN_FLIGHT} in flight s/volume | × | RSS MB (peak) | recompilations | max \\|Δ\\| vs {reference.name} | "
+        "in-brain PSNR / SSIM |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    def quality(r: PathResult) -> str:
+        if truth is None:
+            return ""
+        scores = r.scores(manifest, truth)
+        return f"{scores['psnr_brain']:.3f} / {scores['ssim_brain']:.4f}"
+
     for r in results:
         one, many = r.ratios(reference)
         difference = float(np.abs(r.output - reference.output).max()) / span
         lines.append(
             f"| {r.name} | {r.served_as} | {r.start_s:.1f} | {r.first_s:.2f} | {r.one_s:.2f} | {one:.2f} | "
             f"{r.in_flight_s:.2f} | {many:.2f} | {r.rss_mb:.0f} ({r.peak_rss_mb:.0f}) | "
-            f"{'' if r.recompilations is None else r.recompilations} | {difference:.2g} |"
+            f"{'' if r.recompilations is None else r.recompilations} | {difference:.2g} | {quality(r)} |"
         )
     return lines
