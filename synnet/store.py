@@ -302,6 +302,12 @@ def check_serving(
             "compiling needs the exported programs (model format 'export'): torch.compile cannot trace TorchScript",
             code="bad_setting",
         )
+    if precision == "bf16" and model_format != "export":
+        raise StoreError(
+            "bf16 serves from the exported programs (model format 'export'): their bf16 cost is the one recorded, "
+            "and TorchScript ran SynNet 8x slower under bf16 autocast than in fp32",
+            code="bad_setting",
+        )
     if store is not None and not isinstance(compile, bool) and store.is_dir():
         held = {folder.name for folder in model_folders(store)}
         unknown = sorted(set(compile) - held)

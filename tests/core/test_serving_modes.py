@@ -66,6 +66,8 @@ def test_settings_no_model_could_serve_with_are_refused_by_name(store: Path) -> 
         check_serving(CPU, "torchscript", "fp32", True)
     with pytest.raises(StoreError, match="'onnx' is not one of torchscript, export") as unknown:
         check_serving(CPU, "onnx", "fp32", False)
+    with pytest.raises(StoreError, match="bf16 serves from the exported programs"):
+        check_serving(CPU, "torchscript", "bf16", False)
     with pytest.raises(StoreError, match=r"asked to compile nope, which the store .* does not hold; it holds tiny"):
         check_serving(CPU, "export", "fp32", ["tiny", "nope"], store=store)
     assert compiled.value.code == unknown.value.code == "bad_setting"
@@ -81,7 +83,8 @@ def test_bf16_is_refused_where_onednn_may_not_use_the_cpu_s_bf16_units(monkeypat
 
 
 def test_the_service_does_not_start_in_bf16_without_native_bf16(store: Path) -> None:
-    env = {**os.environ, "SYNNET_PRECISION": "bf16", "ONEDNN_MAX_CPU_ISA": "AVX2", "SYNNET_MODEL_STORE": str(store)}
+    env = {**os.environ, "SYNNET_PRECISION": "bf16", "SYNNET_MODEL_FORMAT": "export", "ONEDNN_MAX_CPU_ISA": "AVX2",
+           "SYNNET_MODEL_STORE": str(store)}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "service", "--port", "0"], env=env, capture_output=True, timeout=120)
     assert done.returncode == 2, done.stderr.decode()[-500:]
     assert "bf16 was asked for but this CPU" in done.stderr.decode() and "AVX512-BF16" in done.stderr.decode()
@@ -117,8 +120,8 @@ def test_a_model_serves_bf16_only_where_its_recorded_cost_allows(
     if psnr_loss is not None:
         sha256 = ModelManifest.load(folder).sha256 if same_export else "0" * 64
         EvaluationRecord(bf16=bf16_cost(psnr_loss, ssim_loss, sha256)).save(folder)
-    model = load_model(folder, CPU, precision="bf16")
-    fp32 = load_model(folder, CPU)
+    model = load_model(folder, CPU, model_format="export", precision="bf16")
+    fp32 = load_model(folder, CPU, model_format="export")
     assert model.serving.precision == served
     assert (why is None) == (not model.serving.notes) and (why is None or why in model.serving.notes[0])
     x = torch.rand(2, 1, 32, 48)
