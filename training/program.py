@@ -71,7 +71,20 @@ def export_program(model: nn.Module, manifest: ModelManifest, path: Path) -> Non
             program = torch.export.export(model, sample, dynamic_shapes=program_dims(manifest))
     except Exception as error:  # torch.export reports unsupported code with many types
         raise ProgramError(f"cannot torch.export {type(model).__name__}: {str(error).splitlines()[0]}") from error
+    drop_stack_traces(program.graph_module)
     torch.export.save(program, str(path))
+
+
+def drop_stack_traces(graph_module: torch.fx.GraphModule) -> None:
+    """Remove the Python stack trace each node records, in every branch graph too.
+
+    Debugging aids only, and large: inside a ``torch.cond`` branch every node's trace quotes the
+    branch call with all its lifted weights, 70 KB a node, 70 MB of the unified model's program.
+    """
+    for module in graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                node.meta.pop("stack_trace", None)
 
 
 def check_inputs(manifest: ModelManifest, example: Inputs) -> list[Inputs]:
