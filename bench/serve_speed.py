@@ -57,6 +57,8 @@ PATHS = {
     "export fp32": {"SYNNET_MODEL_FORMAT": "export"},
     "compiled fp32": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true"},
     "compiled bf16": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true", "SYNNET_PRECISION": "bf16"},
+    # the same server started again: it finds what the first compiled path left in inductor's cache
+    "compiled fp32, restarted": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true"},
 }
 SIDE = 240  # a BraTS slice is 240×240
 PRECISIONS = ("fp32", "tf32", "bf16")

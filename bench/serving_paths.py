@@ -4,7 +4,9 @@ Each path is a fresh ``python -m service`` serving one model with its settings
 (``SYNNET_MODEL_FORMAT``, ``SYNNET_COMPILE``, ``SYNNET_PRECISION``; ``serve_speed.PATHS``). For each:
 the seconds from start to ready (loading, warm-up, compiling), the first volume request after
 ready, one volume at a time (median), four volumes in flight (wall time per volume, median), the
-server's resident memory after the loads (and its peak), the graphs compiled after the warm-up over
+server's resident memory after the loads (and its peak; the servers share one inductor cache, empty
+at the start of the run, so the first compiled path compiles cold and a restarted one finds it), the
+graphs compiled after the warm-up over
 that mixed run (volumes one at a time and four at once, then one-slice PNG requests), how the model
 actually served (from
 ``/readyz``: a bf16 request the model's recorded cost refuses serves fp32), and the largest
@@ -96,11 +98,13 @@ def measure_paths(
         one_model.mkdir()
         (one_model / model_name).symlink_to((store / model_name).resolve(), target_is_directory=True)
         label, files = volume_files(case, manifest.src, workdir)
+        # one inductor cache for the run, empty at its start: the first compiled path compiles cold
+        cache = {"TORCHINDUCTOR_CACHE_DIR": str(workdir / "inductor")}
         results = []
         for name, env in paths.items():
             started = time.perf_counter()
             log = workdir / f"{name.replace(' ', '_')}.log"
-            with running_service(one_model, "cpu", log, env=env, ready_timeout_s=START_TIMEOUT_S) as service:
+            with running_service(one_model, "cpu", log, env=env | cache, ready_timeout_s=START_TIMEOUT_S) as service:
                 ready = time.perf_counter() - started
                 results.append(asyncio.run(_measure(name, service.url, service.pid, manifest, files, ready,
                                                     volume_requests, rounds)))  # fmt: skip
