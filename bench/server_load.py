@@ -6,7 +6,7 @@ parts (a) and (b) do not: a GPU machine can run those with torch alone.
 
 The server serves a one-model store (a symlink to ``--model``'s folder) so it starts in seconds.
 The in-process reference loads that store with :meth:`synnet.store.ModelStore.load`, decodes the
-same uploaded bytes with the service's own :func:`decode_inputs` and prepares them with
+same uploaded bytes as the service does (:func:`synnet.pipeline.decode_inputs`) and prepares them with
 :func:`synnet.inference.prepare`, then runs :meth:`LoadedModel.forward` on the stack in chunks of the
 server's batch size: the same slices, box, file, dtype, layout and batching.
 """
@@ -32,13 +32,14 @@ import httpx
 import numpy as np
 import torch
 
-from service.inputs import decode_inputs
+from service.inputs import synthesis_request
 from service.settings import Settings
 from service.uploads import FormParts, Part
 from synnet.imageio import read_image, write_png
 from synnet.inference import SliceStack, prepare
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask
+from synnet.pipeline import decode_inputs
 from synnet.store import LoadedModel, ModelStore
 
 READY_TIMEOUT_S = 180.0
@@ -151,7 +152,7 @@ def volume_files(case: Path | None, src: list[Modality], workdir: Path) -> tuple
 
         case = write_cases(workdir / "phantom", 1, seed=0)[0]
     found = [c for c in find_cases(case.parent) if c.folder.resolve() == case.resolve()]
-    if not found or found[0].missing(src):
+    if not found or found[0].lacks(src):
         raise SystemExit(f"{case} is not a BraTS case folder with {', '.join(m.value for m in src)} images")
     files = {m: (found[0].files[m].name, found[0].files[m].read_bytes(), "application/gzip") for m in src}
     return case.name, files
@@ -171,7 +172,7 @@ def slice_files(volume: Files, src: list[Modality]) -> Files:
 def reference_stack(files: Files, model: LoadedModel, crop: bool) -> SliceStack:
     """What the server feeds the network for these uploads, computed by the service's own functions."""
     parts = FormParts(sources={m: Part(m.value, name, data) for m, (name, data, _) in files.items()})
-    inputs = decode_inputs(parts, model.manifest.src)
+    inputs = decode_inputs(synthesis_request(parts, model.manifest.src, model.manifest.dst, None))
     return prepare(inputs.sources, inputs.mask, model.manifest, crop=crop)
 
 

@@ -24,10 +24,6 @@ class MissingPartError(SynnetError):
     code = "missing_part"
 
 
-class ShapeMismatchError(SynnetError):
-    code = "shape_mismatch"
-
-
 class PayloadTooLargeError(SynnetError):
     code = "payload_too_large"
 

@@ -5,11 +5,8 @@
     out = s.synthesize({"T1": "a_t1.nii.gz", "T1c": img}, dst="T2")
     out["T2"].to_filename("synthetic_t2.nii.gz")
 
-It runs the service's steps with the service's functions: :func:`synnet.routing.plan` picks the
-models, :func:`synnet.inference.synthesize` runs the volume pipeline, the result is written as the
-service writes it (:func:`synnet.imageio.write_nifti`, raw units by
-:func:`synnet.inference.to_raw_units`), scored by :func:`synnet.metrics.compute_metrics` and
-checked by :func:`synnet.input_checks.check_inputs`. The same inputs give the same voxels here,
+An adapter over :mod:`synnet.pipeline`, the service's own request pipeline, with the store's
+models as the forward: the same inputs give the same voxels, metrics, warnings and errors here,
 through ``synnet`` on the command line and through ``POST /synthesize``.
 """
 
@@ -28,15 +25,14 @@ import numpy as np
 import torch
 
 from synnet import routing
-from synnet.errors import SynnetError, UnknownModalityError
+from synnet.errors import UnknownModalityError
 from synnet.evaluation import EvaluationRecord
-from synnet.imageio import ImageMeta, read_image, write_nifti
-from synnet.inference import check_size, synthesize, synthetic_description, to_raw_units
-from synnet.input_checks import InputWarning, check_inputs
+from synnet.imageio import EncodedImage, OutputFormat
+from synnet.imageio.nibabel_io import to_nibabel
+from synnet.input_checks import InputWarning
 from synnet.manifest import ModelManifest
-from synnet.metrics import compute_metrics
-from synnet.modalities import Modality, check_disjoint, format_modalities, parse_modalities, parse_modality
-from synnet.normalization import brain_mask
+from synnet.modalities import Modality, parse_modalities, parse_modality
+from synnet.pipeline import ImageInput, Pipeline, Synthesis, SynthesisRequest, run
 from synnet.scores import MetricReport
 from synnet.store import (
     LoadedModel,
@@ -67,12 +63,13 @@ class SynthesisResult(Mapping[Modality, nib.Nifti1Image]):
     """The synthesized images of one call, by target; ``result["t2f"]`` takes any alias.
 
     Attributes:
-        images: one NIfTI image per target, in raw units, with the first source's affine and header
-            and ``descrip`` saying it is synthetic and which model made it.
+        images: one NIfTI image per target (NIfTI output), in raw units, with the first source's
+            affine and header and ``descrip`` saying it is synthetic and which model made it.
         models: the model that produced each target.
         metrics: each target that had a truth, scored against it (as ``POST /synthesize`` scores it).
         warnings: what makes the inputs unlike the training data (:mod:`synnet.input_checks`).
         seconds: wall time of the call.
+        files: each target as a file in the asked format (NIfTI, PNG or npy), as the service sends it.
     """
 
     images: dict[Modality, nib.Nifti1Image]
@@ -80,11 +77,31 @@ class SynthesisResult(Mapping[Modality, nib.Nifti1Image]):
     metrics: dict[Modality, MetricReport] = field(default_factory=dict)
     warnings: list[InputWarning] = field(default_factory=list)
     seconds: float = 0.0
+    files: dict[Modality, EncodedImage] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, synthesis: Synthesis, seconds: float) -> SynthesisResult:
+        """The result of a finished pipeline run."""
+        targets = synthesis.targets
+        return cls(
+            images={t: to_nibabel(out.file.payload) for t, out in targets.items() if out.format == "nifti"},
+            models={t: out.model for t, out in targets.items()},
+            metrics={t: out.metrics for t, out in targets.items() if out.metrics is not None},
+            warnings=synthesis.warnings,
+            seconds=seconds,
+            files={t: out.file for t, out in targets.items()},
+        )
 
     def __getitem__(self, key: str | Modality) -> nib.Nifti1Image:
         try:
-            return self.images[parse_modality(key)]
+            target = parse_modality(key)
         except UnknownModalityError:
+            raise KeyError(key) from None
+        if target not in self.images and target in self.files:
+            raise KeyError(f"{target.value} was written as {self.files[target].extension}, not NIfTI: see .files")
+        try:
+            return self.images[target]
+        except KeyError:
             raise KeyError(key) from None
 
     def __iter__(self) -> Iterator[Modality]:
@@ -167,6 +184,9 @@ class Synthesizer:
         sources: Mapping[str | Modality, Image],
         dst: str | Modality | Sequence[str | Modality],
         truths: Mapping[str | Modality, Image] | None = None,
+        *,
+        mask: Image | None = None,
+        format: OutputFormat | None = "nifti",
     ) -> SynthesisResult:
         """Synthesize ``dst`` from ``sources``.
 
@@ -176,59 +196,41 @@ class Synthesizer:
                 they carry affines); the first one's affine and header go on the results.
             dst: the targets: ``"T2"``, ``"T2,FLAIR"`` or a list.
             truths: target → its real image, to score the synthesis (:class:`synnet.scores.MetricReport`).
+            mask: the brain mask (nonzero = brain), on the sources' grid; None: the union of the
+                sources' nonzero voxels.
+            format: ``"nifti"``: nibabel images (``result["T2"]``), and in ``result.files`` their
+                uncompressed ``.nii`` files; ``"png"`` (2D inputs: model space on the grey range)
+                or ``"npy"``: files only, as ``POST /synthesize?format=`` writes them; None: the
+                input's format.
 
         Returns:
-            A :class:`SynthesisResult`: a NIfTI image per target, the models used, the metrics and
-            the input warnings.
+            A :class:`SynthesisResult`: a file (and for NIfTI an image) per target, the models
+            used, the metrics and the input warnings.
 
         Raises:
             SynnetError: an unknown modality, overlapping src/dst, unreadable or mismatched images,
                 no brain (``empty_image``), no model for the configuration (``no_model``, with the
-                available configurations).
+                available configurations), PNG output of a volume.
         """
         started = time.perf_counter()
         src = parse_modalities([str(k) for k in sources])
-        targets = parse_modalities(dst if isinstance(dst, str) else [str(d) for d in dst])
-        check_disjoint(src, targets)
-        read = {m: _read(image, m.value) for m, image in zip(src, sources.values(), strict=True)}
-        images = {m: array for m, (array, _) in read.items()}
-        meta = read[src[0]][1]
-        for modality, (array, other) in read.items():
-            _check_same_grid(f"source {modality.value}", array, other, f"source {src[0].value}", images[src[0]], meta)
-        truth_images: dict[Modality, np.ndarray] = {}
-        for key, image in (truths or {}).items():
-            target = parse_modality(key)
-            if target not in targets:
-                raise SynnetError(
-                    f"truth for {target.value} given, but it is not a target (dst={format_modalities(targets)})",
-                    code="unexpected_part",
-                )
-            array, other = _read(image, f"truth {target.value}")
-            _check_same_grid(f"truth {target.value}", array, other, f"source {src[0].value}", images[src[0]], meta)
-            truth_images[target] = array
-        mask = brain_mask(list(images.values()))
-        if not mask.any():
-            raise SynnetError("no brain to synthesize: every source image is zero everywhere", code="empty_image")
-        warnings = check_inputs(images, meta)
-        for warning in warnings:
+        scored = {parse_modality(k): image for k, image in (truths or {}).items()}
+        request = SynthesisRequest(
+            src=src,
+            dst=parse_modalities(dst if isinstance(dst, str) else [str(d) for d in dst]),
+            sources={m: ImageInput(image, m.value) for m, image in zip(src, sources.values(), strict=True)},
+            truths={t: ImageInput(image, f"truth {t.value}") for t, image in scored.items()},
+            mask=ImageInput(mask, "mask") if mask is not None else None,
+            format=format,
+        )
+        pipeline = Pipeline(
+            request, lambda r: self._plan_and_load(r.src, r.dst), batch_size=self.batch_size, crop=self.crop,
+            compress=False,
+        )  # fmt: skip
+        synthesis = run(pipeline, lambda manifest: self.model(manifest.name).forward)
+        for warning in synthesis.warnings:
             logger.info("input warning: %s", warning)
-        result = SynthesisResult(images={}, models={}, warnings=warnings)
-        for assignment in self._plan_and_load(src, targets):
-            manifest = assignment.manifest
-            check_size(mask.shape, manifest)
-            y, _ = synthesize(
-                self.model(manifest.name).forward, images, mask, manifest, batch_size=self.batch_size, crop=self.crop
-            )
-            for target in assignment.targets:
-                pred = y[manifest.dst.index(target)].reshape(mask.shape)
-                raw = to_raw_units(pred, mask, manifest, target)
-                result.images[target] = _as_nifti(raw, meta, synthetic_description(target, manifest))
-                result.models[target] = manifest.name
-                if target in truth_images:
-                    result.metrics[target] = compute_metrics(pred, truth_images[target], mask, manifest)
-        result.images = {t: result.images[t] for t in targets}
-        result.seconds = time.perf_counter() - started
-        return result
+        return SynthesisResult.of(synthesis, time.perf_counter() - started)
 
     def _plan_and_load(self, src: Sequence[Modality], dst: Sequence[Modality]) -> list[routing.Assignment]:
         """Route as the service does over the models that load: one that fails is dropped and the rest re-planned."""
@@ -243,67 +245,3 @@ class Synthesizer:
                 del self._manifests[assignment.name]
                 continue
             return assignments
-
-
-def _read(image: Image, label: str) -> tuple[np.ndarray, ImageMeta | None]:
-    """An input as ``(float32 array, meta)``; files through :func:`synnet.imageio.read_image`, as uploads."""
-    if isinstance(image, (str, os.PathLike)):
-        return read_image(Path(image))
-    if isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        shape = tuple(int(s) for s in image.shape)
-        data_shape = shape[:3] if len(shape) == 4 and shape[3] == 1 else shape
-        array = np.asarray(image.get_fdata(dtype=np.float32)).reshape(data_shape)
-        meta = ImageMeta(
-            format="nifti",
-            original_shape=shape,
-            dtype=str(image.get_data_dtype()),
-            affine=np.asarray(image.affine, dtype=np.float64),
-            header=image.header.copy(),
-            compressed=True,
-        )
-        return _checked(array, label), meta
-    if isinstance(image, np.ndarray):
-        return _checked(np.asarray(image, dtype=np.float32), label), None
-    raise SynnetError(
-        f"{label}: expected a path, a nibabel image or a numpy array, got {type(image).__name__}", code="bad_input"
-    )
-
-
-def _checked(array: np.ndarray, label: str) -> np.ndarray:
-    if array.ndim not in (2, 3):
-        raise SynnetError(f"{label} has shape {array.shape}; expected a 2D image or a 3D volume", code="bad_dimensions")
-    if not np.isfinite(array).all():
-        raise SynnetError(f"{label} contains {int((~np.isfinite(array)).sum())} NaN or Inf values", code="non_finite")
-    return array
-
-
-def _check_same_grid(
-    name: str,
-    array: np.ndarray,
-    meta: ImageMeta | None,
-    ref_name: str,
-    reference: np.ndarray,
-    ref_meta: ImageMeta | None,
-) -> None:
-    if array.shape != reference.shape:
-        raise SynnetError(
-            f"{name} has shape {array.shape} but {ref_name} has shape {reference.shape}; "
-            "all images must have the same shape",
-            code="shape_mismatch",
-        )
-    both_nifti = meta is not None and ref_meta is not None and meta.format == ref_meta.format == "nifti"
-    if both_nifti and not meta.same_space(ref_meta):  # type: ignore[union-attr,arg-type]
-        raise SynnetError(
-            f"{name} and {ref_name} have the same shape but different affines (voxel grids); "
-            "register the images to one space first",
-            code="affine_mismatch",
-        )
-
-
-def _as_nifti(raw: np.ndarray, meta: ImageMeta | None, description: str) -> nib.Nifti1Image:
-    """The service's NIfTI encoding of a result (:func:`synnet.imageio.write_nifti`), as a nibabel image."""
-    payload = write_nifti(
-        raw, meta if meta is not None and meta.format == "nifti" else None, description=description, compress=False
-    )
-    image_class = nib.Nifti2Image if meta is not None and isinstance(meta.header, nib.Nifti2Header) else nib.Nifti1Image
-    return image_class.from_bytes(payload)

@@ -6,7 +6,9 @@ A dataset root holds one folder per case (subject). Two naming schemes are in us
 * BraTS 2023:      ``<case>/<case>-t1n.nii.gz``, ``-t1c``, ``-t2w``, ``-t2f``, ``-seg``.
 
 Some subsets ship a binary whole-tumour mask (``<case>_wholetumour``) instead of the label map; it is read
-as the case's segmentation, flagged so (:attr:`CaseFiles.whole_tumour_only`). ``.nii`` works as well as
+as the case's segmentation, flagged so (:attr:`CaseFiles.whole_tumour_only`). Data that is not
+skull-stripped to exact zeros (already z-scored, with a constant negative background) ships its brain as a
+file, ``<case>_brainmask`` (:attr:`CaseFiles.brain_mask`). ``.nii`` works as well as
 ``.nii.gz``. A file's modality is the token after the last ``_`` or
 ``-`` of its name, read with :func:`synnet.modalities.parse_modality`, so every alias the rest of
 the project accepts is accepted here too; a file written for a case (:meth:`CaseFiles.file_name`)
@@ -16,6 +18,7 @@ follows the case's own scheme, so a filled dataset reads like an original one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +30,7 @@ logger = logging.getLogger(__name__)
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 SEG_TOKEN = "seg"
 WHOLE_TUMOUR_TOKEN = "wholetumour"  # a binary mask (1 = tumour), e.g. ../shared/data/brats18_t1_flair
+BRAIN_MASK_TOKEN = "brainmask"  # a binary brain mask (1 = brain), e.g. ../shared/data/brats13_flair_t1c
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def file_token(stem: str) -> str:
 
 @dataclass
 class CaseFiles:
-    """One case folder's image files.
+    """One subject's files on disk: what training, evaluation and ``synnet fill`` know of a case.
 
     Attributes:
         case_id: the folder name, e.g. ``Brats18_2013_2_1`` or ``BraTS-GLI-00000-000``.
@@ -75,6 +79,8 @@ class CaseFiles:
         files: the image file of each modality found.
         seg: the tumour label map, if present (or the whole-tumour mask: ``whole_tumour_only``).
         whole_tumour_only: ``seg`` is a binary whole-tumour mask, without the tumour's parts.
+        brain_mask: a brain-mask file, for data whose background is not exactly 0; None: the brain is
+            the nonzero voxels, as in skull-stripped BraTS data.
     """
 
     case_id: str
@@ -82,11 +88,16 @@ class CaseFiles:
     files: dict[Modality, Path] = field(default_factory=dict)
     seg: Path | None = None
     whole_tumour_only: bool = False
+    brain_mask: Path | None = None
 
     @property
     def missing(self) -> list[Modality]:
         """The modalities without a file, in canonical order."""
-        return [m for m in Modality if m not in self.files]
+        return self.lacks(Modality)
+
+    def lacks(self, required: Iterable[Modality | str]) -> list[Modality]:
+        """The modalities of ``required`` (in that order) that this case has no file for."""
+        return [m for m in (parse_modality(r) for r in required) if m not in self.files]
 
     @property
     def layout(self) -> Layout:
@@ -128,6 +139,14 @@ def scan_case(folder: str | Path) -> CaseFiles | None:
             if case.seg is not None:
                 logger.warning("case %s: using the label map %s, not %s", case.case_id, path.name, case.seg.name)
             case.seg, case.whole_tumour_only = path, False
+            continue
+        if token == BRAIN_MASK_TOKEN:
+            if case.brain_mask is not None:
+                raise SynnetError(
+                    f"case {case.case_id} has two brain masks: {case.brain_mask.name} and {path.name}",
+                    code="duplicate_file",
+                )
+            case.brain_mask = path
             continue
         if token == WHOLE_TUMOUR_TOKEN:  # the label map, when there is one too, holds more
             if case.seg is None:

@@ -9,9 +9,10 @@
 * :func:`assemble`: outputs put back in place, clipped to [0, 1], zeroed outside the brain;
   :func:`to_raw_units` maps a target back to raw units with the manifest's output reference.
 
-Plain synchronous functions: the service awaits its batcher between the two steps; evaluation,
-the CLI and a notebook call :func:`synthesize`, which runs ``forward`` in between. Everyone gets
-the same voxels for the same upload.
+Plain synchronous functions: a request's pipeline (:mod:`synnet.pipeline`: the service, the CLI,
+the Python API) runs its forward between the two steps; evaluation and calibration call
+:func:`synthesize`, which runs ``forward`` in between. Everyone gets the same voxels for the same
+volume.
 
 Cropping and skipping are the big levers on CPU: a BraTS brain fills about 45 % of a 240×240
 slice and a tenth of the slices hold none. The box is shared by all slices of a volume (one

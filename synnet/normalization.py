@@ -88,11 +88,17 @@ def median_anchored_range(
     on the median makes the bulk's level the same for every case; what is brighter than
     ``lo + (median - lo) / level`` is clipped at 1.
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"the median's level must be in (0, 1), got {level}")
     percentile_range = intensity_range(image, mask, params)
     values = np.asarray(image)[mask]
     median = float(np.median(values)) if values.size else percentile_range.lo
+    return anchor_on_median(percentile_range, median, level)
+
+
+def anchor_on_median(percentile_range: IntensityRange, median: float, level: float = MEDIAN_LEVEL) -> IntensityRange:
+    """:func:`median_anchored_range` from an image's percentile range and brain median, measured once
+    (a training cache records both instead of the volume)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"the median's level must be in (0, 1), got {level}")
     if median <= percentile_range.lo:  # half the brain at the floor: no level to anchor on
         return percentile_range
     return IntensityRange(lo=percentile_range.lo, hi=percentile_range.lo + (median - percentile_range.lo) / level)

@@ -1,6 +1,6 @@
 """``synnet``: the command line over the synthesis core (and, with ``--server``, over a running service).
 
-    synnet synthesize --t1 a.nii.gz --t1c b.nii.gz --dst T2 -o out/
+    synnet synthesize --t1 a.nii.gz --t1c b.nii.gz --dst T2 -o out/ [--mask m.nii.gz] [--format png]
     synnet fill DATASET -o OUT          # the BraSyn task: every case's missing modalities
     synnet evaluate --pred p.nii.gz --truth t.nii.gz [--mask m.nii.gz] [--seg s.nii.gz]
     synnet serve                        # = python -m service

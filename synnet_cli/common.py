@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -36,10 +36,20 @@ def engine(args: argparse.Namespace) -> Synthesizer | RemoteSynthesizer:
 
 
 def write_image(image: nib.Nifti1Image, path: Path) -> Path:
-    """Write ``image`` so that a reader (or a resumed run) never sees half a file: a hidden file, then a rename."""
+    """Write ``image`` (``.nii.gz``: gzipped) so that a reader never sees half a file (:func:`write_whole`)."""
+    return write_whole(path, lambda partial: save_nifti(image, partial))
+
+
+def write_file(payload: bytes, path: Path) -> Path:
+    """Write a file's bytes so that a reader never sees half of them (:func:`write_whole`)."""
+    return write_whole(path, lambda partial: partial.write_bytes(payload))
+
+
+def write_whole(path: Path, write: Callable[[Path], object]) -> Path:
+    """``write`` to a hidden file, then a rename: a reader (or a resumed run) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".partial-{path.name}")
-    save_nifti(image, partial)
+    write(partial)
     partial.replace(path)
     return path
 

@@ -3,21 +3,22 @@
 :class:`RemoteSynthesizer` has :class:`synnet.Synthesizer`'s ``synthesize`` and gives a
 :class:`synnet.api.SynthesisResult` built from the JSON answer (every target, the models, the
 metrics and the input warnings in one response; the ``download=1`` form carries one target and no
-warnings). NIfTI is asked for explicitly, so a PNG input gives a NIfTI file as it does locally.
+warnings). The output format is asked for explicitly (NIfTI unless told), so a PNG input gives a
+NIfTI file as it does locally.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
-import nibabel as nib
 
 from synnet.api import SynthesisResult
+from synnet.imageio import EncodedImage, OutputFormat
+from synnet.imageio.nibabel_io import to_nibabel
 from synnet.input_checks import InputWarning
 from synnet.modalities import Modality, format_modalities, parse_modalities, parse_modality
 from synnet.scores import MetricReport
@@ -53,18 +54,26 @@ class RemoteSynthesizer:
         sources: Mapping[str | Modality, str | os.PathLike[str]],
         dst: str | Modality | Sequence[str | Modality],
         truths: Mapping[str | Modality, str | os.PathLike[str]] | None = None,
+        *,
+        mask: str | os.PathLike[str] | None = None,
+        format: OutputFormat = "nifti",
     ) -> SynthesisResult:
-        """Send the source files (paths) and return what the service synthesized."""
+        """Send the source files (paths), truths and mask, and return what the service synthesized."""
         src = parse_modalities([str(k) for k in sources])
         targets = parse_modalities(dst if isinstance(dst, str) else [str(d) for d in dst])
         files = [(m.value, _file(path)) for m, path in zip(src, sources.values(), strict=True)]
         files += [(f"truth_{parse_modality(k).value}", _file(path)) for k, path in (truths or {}).items()]
-        params = {"src": format_modalities(src), "dst": format_modalities(targets), "format": "nifti"}
+        files += [("mask", _file(mask))] if mask is not None else []
+        params = {"src": format_modalities(src), "dst": format_modalities(targets), "format": format}
         body = self._request("POST", "/synthesize", params=params, files=files)
         result = SynthesisResult(images={}, models={}, seconds=float(body["seconds"]))
         for name, target in body["targets"].items():
             modality = parse_modality(name)
-            result.images[modality] = _nifti(base64.b64decode(target["data"]))
+            payload = base64.b64decode(target["data"])
+            extension = target["filename"].removeprefix(f"synthetic_{modality.value}")
+            result.files[modality] = EncodedImage(payload, target["media_type"], extension)
+            if target["format"] == "nifti":
+                result.images[modality] = to_nibabel(payload)
             result.models[modality] = target["model"]
             if target.get("metrics"):
                 result.metrics[modality] = MetricReport.model_validate(target["metrics"])
@@ -92,9 +101,3 @@ class RemoteSynthesizer:
 def _file(path: str | os.PathLike[str]) -> tuple[str, bytes]:
     path = Path(path)
     return path.name, path.read_bytes()
-
-
-def _nifti(payload: bytes) -> nib.Nifti1Image:
-    raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
-    image_class = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 else nib.Nifti1Image
-    return image_class.from_bytes(raw)

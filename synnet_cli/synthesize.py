@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
 from synnet.errors import SynnetError
+from synnet.imageio import OutputFormat
 from synnet.modalities import ALIAS_NAMES, Modality, parse_modality
-from synnet_cli.common import add_engine_options, engine, metric_rows, print_warnings, table, write_image
+from synnet_cli.common import (
+    add_engine_options,
+    engine,
+    metric_rows,
+    print_warnings,
+    table,
+    write_file,
+    write_image,
+)
 
 # One option per modality name and alias: --t1/--t1n/--t1w, --t1c/--t1ce/--t1gd, --t2/--t2w, --flair/--t2f.
 OPTIONS = {m: [a for a in ALIAS_NAMES.split(", ") if parse_modality(a) == m] for m in Modality}
@@ -27,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "synthesize",
         help="synthesize missing contrasts of one case",
         description="Synthesize the --dst contrasts from the given sources; writes OUT/synthetic_<T>.nii.gz "
-        "in the first source's space.",
+        "(or .png, .npy with --format) in the first source's space.",
     )
     sources = parser.add_argument_group("sources (NIfTI or PNG, one per modality, under any of its names)")
     for modality, aliases in OPTIONS.items():
@@ -37,7 +47,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--truth", action="append", default=[], metavar="T=FILE", help="a target's real image, to score it"
     )
+    parser.add_argument(
+        "--mask", type=Path, metavar="FILE", help="brain mask (nonzero = brain); default: where any source is nonzero"
+    )
     parser.add_argument("-o", "--out", type=Path, default=Path("."), help="output folder (default: .)")
+    parser.add_argument(
+        "--format",
+        choices=get_args(OutputFormat),
+        default="nifti",
+        help="output files: nifti (default), png (2D inputs: model space on the PNG's grey range) or npy",
+    )
     add_engine_options(parser)
     parser.set_defaults(run=run)
 
@@ -61,11 +80,17 @@ def truths_from(args: argparse.Namespace) -> dict[Modality, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = engine(args).synthesize(sources_from(args), args.dst, truths_from(args) or None)
+    result = engine(args).synthesize(
+        sources_from(args), args.dst, truths_from(args) or None, mask=args.mask, format=args.format
+    )
     rows = []
-    for target, image in result.items():
-        path = write_image(image, args.out / f"synthetic_{target.value}.nii.gz")
-        rows.append((target.value, result.models[target], path))
+    for target, model in result.models.items():
+        if args.format == "nifti":
+            path = write_image(result[target], args.out / f"synthetic_{target.value}.nii.gz")
+        else:
+            file = result.files[target]
+            path = write_file(file.payload, args.out / f"synthetic_{target.value}{file.extension}")
+        rows.append((target.value, model, path))
     print(table(("target", "model", "file"), rows))
     for target, metrics in result.metrics.items():
         print(f"\n{target.value} against its truth:")

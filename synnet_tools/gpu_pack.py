@@ -34,10 +34,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from synnet.dataset_layout import SEG_TOKEN, WHOLE_TUMOUR_TOKEN
+from synnet.dataset_layout import SEG_TOKEN, WHOLE_TUMOUR_TOKEN, CaseFiles
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, intensity_range
-from training.data.brats import BratsCase, find_cases, load_case
+from training.data.brats import find_cases, load_case
 from training.data.errors import DataError
 
 LEVELS = 127
@@ -45,7 +45,7 @@ LEVELS = 127
 FILE_TOKENS = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
 
 
-def pack_case(folder_case: BratsCase) -> bytes:
+def pack_case(folder_case: CaseFiles) -> bytes:
     """One case as xz-compressed npz bytes: affine, shape, box, (lo, hi), uint8 volumes and the tumour labels."""
     modalities = tuple(m for m in FILE_TOKENS if m in folder_case.files)
     if not modalities:

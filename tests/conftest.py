@@ -6,6 +6,8 @@ fresh machine without network or data; they are made once per test session.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,19 @@ def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("phantom_brats")
     write_cases(root, PHANTOM_CASES, seed=PHANTOM_SEED)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def training_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every training run of the session (in this process or a subprocess) caches its cases in a temporary
+    folder, never in the checkout's data/cache."""
+    from training.fitting.config import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("training_cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous

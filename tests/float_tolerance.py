@@ -89,3 +89,28 @@ def assert_close_but_for_pool_flips(
     )
     spread = float(expected.max() - expected.min()) if expected.size else 0.0
     assert float(np.abs(actual - expected).max()) <= spread + tolerance, "a moved element left the output's range"
+
+
+def assert_slices_close(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray, rtol: float = FLOAT32_RTOL) -> None:
+    """Two volumes (X, Y, Z), or 2D images, equal slice by slice: within ``rtol`` of ``expected``'s scale
+    inside ``mask``, and equal outside it.
+
+    For a synthesized volume against a reference run of the *same batches* (so the same kernels and
+    the same max-pool choices): every axial slice is checked on its own, so one lost, shifted or
+    swapped slice fails, however small a part of the volume it is.
+    """
+    actual, expected = _as_float64(actual), _as_float64(expected)
+    assert actual.shape == expected.shape == np.shape(mask), (actual.shape, expected.shape, np.shape(mask))
+    assert np.isfinite(actual).all(), "non-finite output"
+    inside = np.asarray(mask, bool)
+    if actual.ndim == 2:
+        actual, expected, inside = actual[..., None], expected[..., None], inside[..., None]
+    outside = ~inside
+    assert np.array_equal(actual[outside], expected[outside]), "values outside the brain differ"
+    tolerance = _tolerance(expected, rtol)
+    wrong = []
+    for z in np.flatnonzero(inside.any(axis=(0, 1))):
+        worst = float(np.abs(actual[..., z] - expected[..., z])[inside[..., z]].max())
+        if worst > tolerance:
+            wrong.append(f"z={z}: {worst:.3g}")
+    assert not wrong, f"{len(wrong)} brain slice(s) differ by more than {tolerance:.3g}: {', '.join(wrong[:10])}"

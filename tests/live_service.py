@@ -1,4 +1,4 @@
-"""A real ``python -m service`` for the tests that drive it over TCP: started on a free port of
+"""A real ``python -m service`` (or ``synnet serve``) for the tests that drive it over TCP: started on a free port of
 127.0.0.1, waited for until ready, stopped at the end; plus what those tests read off the process
 (/proc memory) and send it (a raw multipart request)."""
 
@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,12 @@ def free_port() -> int:
 
 @contextmanager
 def live_service(
-    env: Mapping[str, str], log: Path, *, ready_timeout_s: float = 60, ready_path: str = "/readyz"
+    env: Mapping[str, str],
+    log: Path,
+    *,
+    ready_timeout_s: float = 60,
+    ready_path: str = "/readyz",
+    command: Callable[[int], Sequence[str]] | None = None,
 ) -> Iterator[LiveService]:
     """``python -m service`` with ``env`` over the environment, on a free port, once ``ready_path`` answers 200.
 
@@ -44,15 +49,20 @@ def live_service(
         log: file that gets the process's stdout and stderr.
         ready_timeout_s: how long to wait for readiness before failing with the log's tail.
         ready_path: the path polled for readiness.
+        command: another command line that serves on 127.0.0.1 at the port it is given (e.g.
+            ``synnet serve --port``); ``SYNNET_PORT`` is then left as ``env`` has it.
 
     Yields:
         The running service. At the end it is killed if still running; a test may stop it itself
         (e.g. SIGTERM) and check its exit code.
     """
     port = free_port()
-    environ = os.environ | dict(env) | {"SYNNET_PORT": str(port)}
+    environ = os.environ | dict(env)
+    if command is None:
+        environ["SYNNET_PORT"] = str(port)
+    argv = [sys.executable, "-m", "service"] if command is None else list(command(port))
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=environ, stdout=out, stderr=out)
+        process = subprocess.Popen(argv, cwd=REPO, env=environ, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout_s

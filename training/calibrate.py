@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synnet.dataset_layout import CaseFiles
 from synnet.inference import synthesize
 from synnet.manifest import MODEL_FILE, ModelManifest, OutputCalibration
 from synnet.modalities import format_modalities
 from synnet.store import LoadedModel, load_model
-from training.data.brats import BratsCase
 from training.models.output_calibration import (
     MIN_STEP,
     CalibratedAnyToAny,
@@ -85,7 +85,7 @@ class CalibrationError(ModelChangeError):
     """The model cannot be calibrated as asked (already calibrated, no training cases found)."""
 
 
-def split_halves(cases: Sequence[BratsCase]) -> tuple[list[BratsCase], list[BratsCase]]:
+def split_halves(cases: Sequence[CaseFiles]) -> tuple[list[CaseFiles], list[CaseFiles]]:
     """Alternate cases into a fit half and a check half, so each has full and partial cases alike."""
     return list(cases[0::2]), list(cases[1::2])
 
@@ -99,7 +99,7 @@ class CalibrationFit:
         self.curves: dict[Configuration, Curves] = defaultdict(Curves)
         self.checks: dict[Configuration, Check] = defaultdict(Check)
 
-    def add_case(self, case: BratsCase, fit_ids: Sequence[str] | None) -> None:
+    def add_case(self, case: CaseFiles, fit_ids: Sequence[str] | None) -> None:
         """Add one case's curves; with ``fit_ids``, also score it under the maps fitted on those cases."""
         manifest = self.model.manifest
         for run in source_set_runs(manifest, case, load_seg=fit_ids is not None):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synnet.dataset_layout import CaseFiles
 from synnet.evaluation import ConfigurationScore, EvaluationRecord, measured_bf16_cost
 from synnet.inference import synthesize
 from synnet.manifest import ModelManifest
@@ -35,7 +36,7 @@ from synnet.normalization import brain_mask
 from synnet.routing import all_configurations
 from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel
-from training.data.brats import BratsCase, find_cases, load_case
+from training.data.brats import find_cases, load_case
 from training.lookup_table import Configuration, LookupTable, LookupTableFit, ModelSpaceImages
 from training.scoring import (
     BASE_METRICS,
@@ -104,7 +105,7 @@ def configuration_scores(
 
 def score_case(
     model: LoadedModel,
-    case: BratsCase,
+    case: CaseFiles,
     dataset: str,
     tables: dict[Configuration, LookupTable],
     batch_size: int,

@@ -44,11 +44,12 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from synnet.dataset_layout import CaseFiles
 from synnet.metrics import brain_scaled, brasyn_scores, psnr, ssim
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask, denormalize, intensity_range
 from synnet.store import LoadedModel, ModelStore
-from training.data.brats import BratsCase, find_cases, load_case
+from training.data.brats import find_cases, load_case
 from training.evaluate import EvaluationError, predict_case
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class Diagnosis:
     classes: dict[str, np.ndarray] | None = None
 
 
-def diagnose_case(model: LoadedModel, case: BratsCase, batch_size: int = 4) -> list[Diagnosis]:
+def diagnose_case(model: LoadedModel, case: CaseFiles, batch_size: int = 4) -> list[Diagnosis]:
     """Diagnose every target of ``model`` on ``case``."""
     manifest = model.manifest
     prediction = predict_case(model, case, batch_size)
@@ -172,7 +173,7 @@ def target_scales(data: Path, src: tuple[Modality, ...], dst: Modality) -> list[
     """Per case with a seg: the target's and sources' healthy median in model space and p99.5 / healthy median."""
     rows: list[dict[str, float | str]] = []
     for case in find_cases(data):
-        if case.seg is None or case.missing((*src, dst)):
+        if case.seg is None or case.lacks((*src, dst)):
             continue
         loaded = load_case(case, (*src, dst))
         mask = brain_mask([loaded.images[m] for m in src])

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synnet.dataset_layout import CaseFiles
 from synnet.errors import SynnetError
 from synnet.evaluation import EvaluationRecord, measured_bf16_cost
 from synnet.inference import synthesize
@@ -49,7 +50,7 @@ from synnet.normalization import brain_mask, normalize_target
 from synnet.scores import TargetMetrics
 from synnet.store import LoadedModel, ModelStore
 from training.configurations import evaluate_configurations
-from training.data.brats import BratsCase, LoadedCase, find_cases, load_case
+from training.data.brats import LoadedCase, find_cases, load_case
 from training.evaluation_figure import figure_columns, held_out_figure
 from training.scoring import (
     BASE_METRICS,
@@ -91,11 +92,11 @@ class CasePrediction:
         return normalize_target(self.loaded.images[modality], self.mask, manifest.normalization)[0]
 
 
-def predict_case(model: LoadedModel, case: BratsCase, batch_size: int) -> CasePrediction:
+def predict_case(model: LoadedModel, case: CaseFiles, batch_size: int) -> CasePrediction:
     """Load ``case`` and synthesize every target of ``model`` the way the service does."""
     manifest = model.manifest
     needed = (*manifest.src, *manifest.dst)
-    missing = case.missing(needed)
+    missing = case.lacks(needed)
     if missing:
         listed = ", ".join(m.value for m in missing)
         raise EvaluationError(f"case {case.case_id} has no {listed}", code="missing_modality")
@@ -233,7 +234,7 @@ def run_evaluation(
             )  # fmt: skip
             continue
         needed = (*model.manifest.src, *model.manifest.dst)
-        extra = {case.case_id: case for case in elsewhere if not case.missing(needed)}
+        extra = {case.case_id: case for case in elsewhere if not case.lacks(needed)}
         cases_of[name] = [*ids, *extra]
         figure_path = out / "figures" / f"{name}.png"
         figure_path.parent.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from synnet.errors import SynnetError
 from training.checkpoint import load_checkpoint
-from training.fitting.cli import build_parser, make_config
+from training.fitting.cli import build_parser, make_config, with_recipe
 from training.fitting.config import FitConfig
 from training.fitting.run import run
 
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     given = vars(build_parser().parse_args(argv))
     setup_logging()
     try:
+        given = with_recipe(given)
         resume = load_checkpoint(given["resume"]) if "resume" in given else None
         base = None
         if resume is not None:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
+from synnet.dataset_layout import CaseFiles
 from synnet.inference import assemble, prepare
 from synnet.manifest import MODEL_FILE, FlipEnsemble, ModelManifest
 from synnet.store import LoadedModel, load_model
-from training.data.brats import BratsCase
 from training.models.flip_average import FLIP_NAMES, FlipAveragedAnyToAny, FlipAveragedDedicated, flip_mean
 from training.output_check import (
     RULE,
@@ -67,7 +67,7 @@ def flag_table(manifest: ModelManifest, configurations: set[Configuration]) -> t
     return active
 
 
-def check_case(model: LoadedModel, case: BratsCase, checks: dict[Configuration, Check], batch_size: int) -> None:
+def check_case(model: LoadedModel, case: CaseFiles, checks: dict[Configuration, Check], batch_size: int) -> None:
     """Score one training case with and without the average, for every configuration it has (four forwards a chunk)."""
     manifest = model.manifest
     for run in source_set_runs(manifest, case, load_seg=True):

@@ -22,12 +22,13 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from synnet.dataset_layout import CaseFiles
 from synnet.manifest import ConfigurationCheck, ModelManifest
 from synnet.metrics import brain_scores, brasyn_scores
 from synnet.modalities import Modality, format_modalities
 from synnet.normalization import brain_mask
 from training.configurations import SOURCE_SETS, training_folders
-from training.data.brats import BratsCase, find_cases, load_case
+from training.data.brats import find_cases, load_case
 from training.export import verification_example, write_model
 from training.lookup_table import ModelSpaceImages
 from training.models.output_calibration import availability_rows
@@ -154,7 +155,7 @@ class SourceSetRun:
     seg: np.ndarray | None
 
 
-def source_set_runs(manifest: ModelManifest, case: BratsCase, *, load_seg: bool) -> Iterator[SourceSetRun]:
+def source_set_runs(manifest: ModelManifest, case: CaseFiles, *, load_seg: bool) -> Iterator[SourceSetRun]:
     """Every source set of ``manifest`` that ``case`` has, with a target it has, on :func:`slice_step`'s slices."""
     loaded = load_case(case, list(case.files), load_seg=load_seg)
     step = slice_step(manifest)
@@ -172,7 +173,7 @@ def source_set_runs(manifest: ModelManifest, case: BratsCase, *, load_seg: bool)
         yield SourceSetRun(sources, targets, given, mask, model_space.under(mask, targets), images, seg)
 
 
-def training_cases(manifest: ModelManifest, folders: Sequence[Path]) -> list[BratsCase]:
+def training_cases(manifest: ModelManifest, folders: Sequence[Path]) -> list[CaseFiles]:
     """The model's training cases found in ``folders``, most complete first, then by id."""
     train = set(manifest.training_data.train_cases)
     cases = [case for folder in folders for case in find_cases(folder) if case.case_id in train]

@@ -143,7 +143,7 @@ async def synthesize_route(
         async with runtime.admission.reserve(parts.declared_bytes()):
             outcome = await synthesize(runtime, sources, targets, parts, format)
     if as_file:
-        return download_response(outcome.targets[targets[0]])
+        return download_response(outcome.synthesis.targets[targets[0]])
     return outcome.to_response()
 
 

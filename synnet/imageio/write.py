@@ -118,15 +118,18 @@ def encode_image(
     description: str,
     value_range: tuple[float, float] | None = None,
     gzip_level: int = DEFAULT_GZIP_LEVEL,
+    compress: bool | None = None,
 ) -> EncodedImage:
     """Encode ``array`` as ``fmt``, following the source image ``meta`` where it has a say.
 
-    NIfTI takes the source NIfTI's header, affine and compression (gzip for any other source);
-    PNG takes the source PNG's bit depth (16 bits otherwise) and maps ``value_range`` onto it.
+    NIfTI takes the source NIfTI's header, affine and compression (gzip for any other source)
+    unless ``compress`` says otherwise; PNG takes the source PNG's bit depth (16 bits otherwise)
+    and maps ``value_range`` onto it.
     """
     if fmt == "nifti":
         nifti_meta = meta if meta is not None and meta.format == "nifti" else None
-        compress = nifti_meta.compressed if nifti_meta is not None else True
+        if compress is None:
+            compress = nifti_meta.compressed if nifti_meta is not None else True
         payload = write_nifti(array, nifti_meta, description=description, compress=compress, gzip_level=gzip_level)
         if compress:
             return EncodedImage(payload, "application/gzip", ".nii.gz")

@@ -6,6 +6,7 @@ import gzip
 import io
 import resource
 import time
+from collections.abc import Callable
 
 import nibabel as nib
 import numpy as np
@@ -32,28 +33,57 @@ def test_the_corpus_is_large_enough() -> None:
     assert len(CORPUS) + 2 >= 60  # the issue's target, with the two bombs below
 
 
+# Time limits here are relative to inflating a part of what the file holds, timed in the same test: that
+# scales with the machine's speed and load as the reading does (1 ms to read a header against 0.2 s to
+# inflate 64 MiB on a 2-core machine under load), and a reader that inflated even that part would fail.
+PART = 64 * 1024**2  # 1/32 of the bomb, 1/16 of the padded file's tail
+
+
+def seconds_to_inflate(n_bytes: int) -> float:
+    """The median time of three inflations of ``n_bytes`` of gzipped zeros, in this process, now."""
+    data = gzip_of_zeros(b"", n_bytes)
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        gzip.decompress(data)
+        times.append(time.perf_counter() - began)
+    return float(np.median(times))
+
+
+def fastest_of_three(read: Callable[[], object]) -> float:
+    """The shortest of three runs: one preemption of this process does not fail a test, a slow reader does."""
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        read()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
 @pytest.mark.parametrize("build", [bomb, declared_too_large], ids=["2 GiB bomb", "declares 2048x2048x64 float64"])
 def test_bombs_are_refused_from_the_header_at_once(build) -> None:
     data = build()
     assert len(data) < 3_000_000
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    began = time.perf_counter()
-    with pytest.raises(InvalidImageError, match="too large") as info:
-        read_image(data, "bomb.nii.gz")
-    assert time.perf_counter() - began < 0.5
-    assert info.value.code == "too_large"
+
+    def refuse() -> InvalidImageError:
+        with pytest.raises(InvalidImageError, match="too large") as info:
+            read_image(data, "bomb.nii.gz")
+        return info.value
+
+    assert refuse().code == "too_large"
+    refusing = fastest_of_three(refuse)
     # ru_maxrss is the process's peak (KiB): refusing must not raise it by the declared size.
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 64 * 1024
+    assert refusing < seconds_to_inflate(PART)
 
 
 def test_only_the_declared_bytes_are_inflated() -> None:
     """A valid small image followed by 1 GiB of gzipped zeros reads in a blink: the tail is never inflated."""
     image = gzip.decompress(nifti())
     data = gzip_of_zeros(image, 1024**3)
-    began = time.perf_counter()
-    array, _ = read_image(data, "padded.nii.gz")
-    assert time.perf_counter() - began < 0.5
-    np.testing.assert_array_equal(array, read_image(image, "plain.nii")[0])
+    assert fastest_of_three(lambda: read_image(data, "padded.nii.gz")) < seconds_to_inflate(PART)
+    np.testing.assert_array_equal(read_image(data, "padded.nii.gz")[0], read_image(image, "plain.nii")[0])
 
 
 @pytest.mark.parametrize("code", [-1, 3, 44])

@@ -36,7 +36,7 @@ def cases():
 def test_every_case_has_four_modalities_and_a_segmentation(cases) -> None:
     assert len(cases) == 16
     for case in cases.values():
-        assert case.missing(ALL) == []
+        assert case.lacks(ALL) == []
         assert case.seg is not None
 
 

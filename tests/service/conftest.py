@@ -25,15 +25,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from eager_reference import eager_synthesis
 from fastapi import FastAPI
 from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
-from synnet.inference import brain_box
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
-from synnet.normalization import brain_mask, denormalize, normalize
 
 REPO = Path(__file__).resolve().parents[2]
 # (name, src, dst) of the models trained for the session.
@@ -156,46 +155,6 @@ def read_nifti(data: bytes) -> nib.Nifti1Image:
 def read_png(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image)
-
-
-# ---------------------------------------------------------------------------------------------
-# The reference: what the service must return, computed directly with the exported model.
-
-
-def eager_synthesis(
-    module: torch.jit.ScriptModule,
-    manifest: ModelManifest,
-    sources: dict[Modality, np.ndarray],
-    *,
-    crop: bool,
-    model_space: bool = False,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """Run the exported model slice by slice, without the service: (len(dst), *shape) raw units.
-
-    ``crop=False`` runs whole slices (fully independent of the service's code); ``crop=True``
-    crops every slice to the service's brain box, the only piece of the service reused here.
-    ``mask`` defaults to the union of the model's sources (the service uses all sources sent).
-    """
-    mask = brain_mask([sources[m] for m in manifest.src]) if mask is None else mask
-    x = np.stack([normalize(sources[m], mask, manifest.normalization)[0] for m in manifest.src])
-    volume = x if x.ndim == 4 else x[..., None]
-    vmask = mask if mask.ndim == 3 else mask[..., None]
-    rows, cols = (slice(None), slice(None))
-    if crop:
-        rows, cols = brain_box(vmask.any(axis=2), manifest.input.multiple_of, manifest.input.min_size)
-    out = np.zeros((len(manifest.dst), *vmask.shape), np.float32)
-    with torch.inference_mode():
-        for z in range(vmask.shape[2]):
-            if not vmask[:, :, z].any():
-                continue
-            slice_in = torch.from_numpy(np.ascontiguousarray(volume[:, rows, cols, z]))[None]
-            out[:, rows, cols, z] = module(slice_in)[0].numpy()
-    out = np.clip(out, 0, 1) * vmask[None]
-    out = out.reshape(len(manifest.dst), *mask.shape)
-    if model_space:
-        return out
-    return np.stack([denormalize(out[i], mask, manifest.output_reference[t]) for i, t in enumerate(manifest.dst)])
 
 
 # ---------------------------------------------------------------------------------------------

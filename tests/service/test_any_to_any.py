@@ -10,13 +10,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
+from eager_reference import single_thread
 
+from float_tolerance import assert_slices_close
 from live_service import live_service
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
+from synnet.normalization import brain_mask
 from synnet.routing import all_configurations
 from unified_model import UNIFIED_NAME, fit_unified
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 SUFFIX = {Modality.T1: "t1", Modality.T1c: "t1ce", Modality.T2: "t2", Modality.FLAIR: "flair"}
 
 
@@ -43,12 +48,17 @@ def test_the_unified_manifest_serves_any_to_any_and_trained_on_the_partial_case(
     assert manifest.architecture.name == "unified"
 
 
-def test_every_configuration_returns_a_synthesis(mixed_store: Path, small_case, kit, tmp_path: Path) -> None:
+def test_every_configuration_returns_the_synthesis_of_its_model(mixed_store: Path, small_case, kit, tmp_path) -> None:
+    """Each of the 50 configurations is answered by the model its route names, with what that network gives
+    when called directly: for the unified model, each source sent in its manifest channel, zeros and
+    ``present = 0`` for the others."""
     settings = {
         "SYNNET_MODEL_STORE": str(mixed_store), "SYNNET_DEVICE": "cpu", "SYNNET_TORCH_THREADS": "1",
         "SYNNET_MAX_BATCH_DELAY_S": "0",
     }  # fmt: skip
     parts = {m: kit.nifti_bytes(v.array[:, :, 8:12], v.affine, compress=False) for m, v in small_case.items()}
+    arrays = {m: kit.read_nifti(data).get_fdata(dtype=np.float32) for m, data in parts.items()}  # as sent
+    expected_by_model = {}
     with live_service(settings, tmp_path / "service.log", ready_timeout_s=90) as service:
         listing = httpx.get(f"{service.url}/models", timeout=10).json()
         assert len(listing["configurations"]) == 50
@@ -67,6 +77,20 @@ def test_every_configuration_returns_a_synthesis(mixed_store: Path, small_case, 
                 served = {t: m["name"] for m in body["models"] for t in m["targets"]}
                 configuration = f"{params['src']}->{params['dst']}"
                 assert served == {t: r["model"] for t, r in routes[configuration]["targets"].items()}
-                for target in body["targets"].values():
-                    image = kit.read_nifti(base64.b64decode(target["data"]))
-                    assert image.shape == (80, 80, 4) and np.isfinite(image.get_fdata()).all()
+                sources = {m: arrays[m] for m in src}
+                mask = brain_mask(list(sources.values()))  # every source sent outlines the brain
+                for target, name in served.items():
+                    if (name, src) not in expected_by_model:
+                        manifest = ModelManifest.load(mixed_store / name)
+                        module = torch.jit.load(str(mixed_store / name / "model.pt"), map_location="cpu").eval()
+                        with single_thread():
+                            expected_by_model[name, src] = (
+                                manifest, kit.eager_synthesis(module, manifest, sources, crop=True, mask=mask)
+                            )
+                    manifest, expected = expected_by_model[name, src]
+                    image = kit.read_nifti(base64.b64decode(body["targets"][target]["data"]))
+                    assert image.shape == (80, 80, 4)
+                    channel = manifest.dst.index(Modality(target))
+                    assert_slices_close(image.get_fdata(dtype=np.float32), expected[channel], mask)
+    assert {name for name, _ in expected_by_model} == {"t1_to_t2", "t1_t1c_to_flair", UNIFIED_NAME}
+

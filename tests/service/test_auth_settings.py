@@ -56,10 +56,16 @@ def test_batch_size_default_depends_on_the_device() -> None:
     assert Settings(max_batch_size=8).batch_size_for("cpu") == 8
 
 
-def test_get_settings_reads_the_environment_once() -> None:
+def test_get_settings_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     try:
-        assert get_settings() is get_settings()
+        monkeypatch.setenv("SYNNET_MAX_BATCH_SIZE", "8")
+        first = get_settings()
+        assert first.max_batch_size == 8  # read from the environment
+        monkeypatch.setenv("SYNNET_MAX_BATCH_SIZE", "16")
+        assert get_settings() is first and first.max_batch_size == 8  # not read again
+        get_settings.cache_clear()
+        assert get_settings().max_batch_size == 16  # until the cache is cleared, as a test may do
     finally:
         get_settings.cache_clear()
 

@@ -97,6 +97,14 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - began
 
 
+# "At once": within this on an idle machine. On a slow or shared one the bound is instead a quarter of what
+# the abandoned slices would still have cost there (their count times this server's mean forward, measured
+# in the same test), whichever is larger: a server that held the slot until that work was done cannot meet it.
+FREED_WITHIN_S = 2.0
+# How long to poll for what must happen; the assertions, not these, say how fast it must be.
+POLL_TIMEOUT_S = 60
+
+
 @pytest.mark.slow
 def test_a_client_gone_after_its_upload_frees_its_slot_and_its_slices(server, case) -> None:
     volume = case[Modality.T1].array
@@ -104,19 +112,24 @@ def test_a_client_gone_after_its_upload_frees_its_slot_and_its_slices(server, ca
     request = multipart_request({"T1": ("t1.nii.gz", gzip.compress(image.to_bytes(), compresslevel=1))})
     brain_slices = int((volume != 0).any(axis=(0, 1)).sum())
     ran_before = server.metric("synnet_batch_size_sum")
+    forwards_before = server.metric("synnet_inference_seconds_count"), server.metric("synnet_inference_seconds_sum")
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request)
-        wait_until(lambda: server.metric("synnet_batch_size_sum") > ran_before, timeout=60)  # it runs
+        wait_until(lambda: server.metric("synnet_batch_size_sum") > ran_before, timeout=POLL_TIMEOUT_S)  # it runs
     # Closed: the slot frees at once (the only one: the next request is admitted), its slices are dropped.
-    freed_after = wait_until(lambda: server.metric("synnet_syntheses_in_flight") == 0, timeout=5)
+    freed_after = wait_until(lambda: server.metric("synnet_syntheses_in_flight") == 0, timeout=POLL_TIMEOUT_S)
     assert server.metric("synnet_queue_depth") == 0
     time.sleep(0.5)  # a forward already running may still finish
     ran = server.metric("synnet_batch_size_sum") - ran_before
-    print(f"disconnect: slot free {freed_after:.2f} s after the close, {ran:.0f} of {brain_slices} slices ran")
+    forwards = server.metric("synnet_inference_seconds_count") - forwards_before[0]
+    forward_s = (server.metric("synnet_inference_seconds_sum") - forwards_before[1]) / forwards
+    abandoned_s = (brain_slices - ran) * forward_s  # one slice per forward (SYNNET_MAX_BATCH_SIZE=1)
+    print(f"disconnect: slot free {freed_after:.2f} s after the close, {ran:.0f} of {brain_slices} slices ran, "
+          f"{forward_s * 1000:.0f} ms a forward: {abandoned_s:.1f} s of work abandoned")  # fmt: skip
     assert ran < brain_slices / 2, f"{ran} of {brain_slices} slices ran for a client that was gone"
-    assert freed_after < 2
-    wait_until(lambda: server.requests(499) == 1, timeout=5)
+    assert freed_after < max(FREED_WITHIN_S, abandoned_s / 4), (freed_after, abandoned_s)
+    wait_until(lambda: server.requests(499) == 1, timeout=POLL_TIMEOUT_S)
     assert server.requests(500) == 0
     log = server.log.read_text()
     assert len(re.findall(r"INFO service\.middleware: client disconnected: POST /synthesize", log)) == 1, log[-3000:]
@@ -131,7 +144,7 @@ def test_a_client_gone_mid_upload_is_a_499_not_a_500(server) -> None:
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request[:5000])  # the headers and the start of the body, then gone
         time.sleep(0.3)
-    wait_until(lambda: server.requests(499) == before + 1, timeout=5)
+    wait_until(lambda: server.requests(499) == before + 1, timeout=POLL_TIMEOUT_S)
     assert server.requests(500) == 0
     assert server.metric("synnet_syntheses_in_flight") == 0
     log = server.log.read_text()

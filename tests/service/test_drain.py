@@ -28,6 +28,7 @@ from synnet.modalities import Modality
 pytestmark = pytest.mark.slow
 
 IN_FLIGHT = 3
+ANSWERED_WITHIN_S = 2.0  # "at once", on an idle machine
 
 
 @contextmanager
@@ -76,28 +77,42 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.05)
 
 
+def readyz_and_a_synthesis(url: str) -> tuple[httpx.Response, httpx.Response]:
+    """/readyz and a (hopeless) synthesis request, each on a new connection."""
+    ready = httpx.get(f"{url}/readyz", timeout=30)
+    posted = httpx.post(
+        f"{url}/synthesize", params={"src": "T1", "dst": "T2"}, files={"T1": ("t1.png", b"png")}, timeout=30
+    )
+    return ready, posted
+
+
 def test_sigterm_drains_volumes_in_flight_then_exits_0(store, volume, tmp_path, record_property) -> None:
+    """The drain answers at once: within 2 s, or on a slow or shared machine within three times what the same
+    two requests took just before SIGTERM with the same volumes in flight, whichever is larger (answering
+    only once the volumes are done would take their whole synthesis, tens of times more)."""
     log = tmp_path / "service.log"
     with service(store, log, SYNNET_DRAIN_TIMEOUT_S="120") as (url, process), ThreadPoolExecutor(4) as pool:
         futures = send_volumes(url, volume, pool)
+        began = time.monotonic()
+        before = readyz_and_a_synthesis(url)
+        baseline = time.monotonic() - began
         process.send_signal(signal.SIGTERM)
         began = time.monotonic()
-        ready = httpx.get(f"{url}/readyz", timeout=5)  # the port is still open, on a new connection
-        refused = httpx.post(
-            f"{url}/synthesize", params={"src": "T1", "dst": "T2"}, files={"T1": ("t1.png", b"png")}, timeout=10
-        )
+        ready, refused = readyz_and_a_synthesis(url)  # the port is still open, on new connections
         answered_in = time.monotonic() - began
         responses = [f.result(timeout=120) for f in futures]
         code = process.wait(timeout=60)
         drained_in = time.monotonic() - began
     record_property("refused_while_draining_s", round(answered_in, 3))  # the figures of docs/service.md
     record_property("sigterm_to_exit_s", round(drained_in, 1))
-    print(f"drain: /readyz and the refusal answered within {answered_in:.3f} s, {IN_FLIGHT} volumes finished "
-          f"{[r.status_code for r in responses]}, exit {code} {drained_in:.1f} s after SIGTERM")  # fmt: skip
+    print(f"drain: /readyz and the refusal answered within {answered_in:.3f} s ({baseline:.3f} s before SIGTERM), "
+          f"{IN_FLIGHT} volumes finished {[r.status_code for r in responses]}, exit {code} {drained_in:.1f} s "
+          "after SIGTERM")  # fmt: skip
+    assert [r.status_code for r in before] == [200, 415]  # the same requests, served before the drain
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
     assert refused.status_code == 503 and refused.headers["retry-after"]
     assert refused.json()["error"] == "shutting_down"
-    assert answered_in < 2
+    assert answered_in < max(ANSWERED_WITHIN_S, 3 * baseline), (answered_in, baseline)
     assert [r.status_code for r in responses] == [200] * IN_FLIGHT, [r.text[:200] for r in responses]
     assert all(r.json()["targets"]["T2"]["shape"] == [240, 240, 155] for r in responses)
     assert code == 0

@@ -222,12 +222,12 @@ async def test_slow_synthesis_is_504(serve, kit, case) -> None:
 
 
 async def test_unexpected_error_is_500_with_a_request_id_and_no_traceback(serve, monkeypatch, caplog) -> None:
-    import service.pipeline
+    import synnet.pipeline.outputs
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal state")
 
-    monkeypatch.setattr(service.pipeline, "finish_target", broken)
+    monkeypatch.setattr(synnet.pipeline.outputs, "finish_target", broken)
     caplog.set_level(logging.ERROR, logger="service.middleware")
     async with serve() as (_, client):
         response = await client.post("/synthesize", params={"src": "T1", "dst": "T2"}, files={"T1": ("a.nii.gz", GOOD)})

@@ -151,9 +151,17 @@ def test_a_mimo_model_keeps_the_targets_it_scores_best_on() -> None:
     ]
 
 
+def test_a_gain_within_a_rerun_s_noise_keeps_the_first_choice() -> None:
+    src, dst = parse_modalities("T1,T1c"), parse_modalities("T2")
+    close = _scored(t1_to_t2={"T2": (15.6, 0.56)}, t1_t1c_to_t2={"T2": (15.0, 0.55)})  # +0.6 dB, +0.01
+    assert [a.name for a in plan(src, dst, STORE, close)] == ["t1_t1c_to_t2"]
+    psnr_only = _scored(t1_to_t2={"T2": (17.0, 0.56)}, t1_t1c_to_t2={"T2": (15.0, 0.55)})  # +2 dB, +0.01
+    assert [a.name for a in plan(src, dst, STORE, psnr_only)] == ["t1_t1c_to_t2"]
+
+
 def test_among_several_better_models_the_better_ssim_wins_not_the_name() -> None:
     src, dst = parse_modalities("T1,T1c,FLAIR"), parse_modalities("T2")
     scores = _scored(
-        t1_t1c_to_t2={"T2": (15.0, 0.50)}, t1_to_t2={"T2": (16.0, 0.52)}, t1_to_t2_flair={"T2": (15.5, 0.55)}
+        t1_t1c_to_t2={"T2": (15.0, 0.50)}, t1_to_t2={"T2": (16.0, 0.52)}, t1_to_t2_flair={"T2": (15.8, 0.55)}
     )
     assert [a.name for a in plan(src, dst, STORE, scores)] == ["t1_to_t2_flair"]

@@ -1,6 +1,6 @@
 """The service's speed levers that bench/serve_speed.py measures: NHWC strides for one-channel
-inputs, device defaults for the layout and the batching delay, the stack of cropped brain slices
-that the network runs, and gzip deflated on several threads."""
+inputs, as the store hands them to the network; device defaults for the layout and the batching
+delay; the stack of cropped brain slices that the network runs; and gzip deflated on several threads."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from stand_in_manifests import stand_in_manifest
 
 from service.settings import Settings
 from synnet.imageio import gzip_bytes
 from synnet.inference import slice_stack
-from synnet.store import as_channels_last, default_channels_last
+from synnet.store import LoadedModel, as_channels_last, default_channels_last
 
 
 def test_one_channel_input_gets_nhwc_strides_and_keeps_its_values() -> None:
@@ -29,11 +29,22 @@ def test_one_channel_input_gets_nhwc_strides_and_keeps_its_values() -> None:
     assert as_channels_last(already) is already
 
 
-def test_a_convolution_of_one_channel_nhwc_input_answers_nhwc() -> None:
-    weight = torch.rand(4, 1, 3, 3)  # NCHW, like the frozen weights of an exported model
-    out = F.conv2d(as_channels_last(torch.rand(1, 1, 16, 16)), weight, padding=1)
-    assert out.stride(1) == 1  # NHWC: the rest of the network stays in that layout
-    assert F.conv2d(torch.rand(1, 1, 16, 16), weight, padding=1).stride(1) == 256
+class ReportsChannelStride(torch.nn.Module):
+    """A stand-in network whose output is the channel stride of the input it was handed."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, float(x.stride(1)))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_store_hands_a_one_source_network_the_layout_it_was_loaded_with(channels_last: bool) -> None:
+    """What bench/serve_speed.py measured the lever on: a one-channel input reaches the network NHWC
+    (channel stride 1) on CPU, not as an NCHW tensor that merely counts as channels_last."""
+    module = torch.jit.script(ReportsChannelStride())
+    model = LoadedModel(stand_in_manifest("m", "T1", "T2"), module, torch.device("cpu"), channels_last=channels_last)
+    seen = model.forward(torch.rand(2, 1, 16, 24))
+    assert torch.all(seen == (1 if channels_last else 16 * 24))
 
 
 def test_layout_and_batching_delay_defaults_depend_on_the_device() -> None:

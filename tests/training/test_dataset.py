@@ -25,16 +25,27 @@ def test_whole_slices_in_case_order(make_stack) -> None:
 
 
 def test_windows_are_centred_inside_the_brain_box(make_stack) -> None:
-    stack = make_stack(n=1, size=40)
-    dataset = SliceDataset([stack], window=16, seed=0)
-    rows = np.flatnonzero(stack.masks[0].any(axis=1))
-    for epoch in range(20):
+    size, window = 40, 16
+    rows, cols = np.mgrid[:size, :size]
+    # A brain off the centre and away from the corners, so a window anchored anywhere else is seen.
+    brain = (rows - 28) ** 2 + (cols - 25) ** 2 < 7**2
+    where = (1 + rows * size + cols).astype(np.float32)  # each source pixel says where it is
+    stack = dataclasses.replace(make_stack(n=1, size=size), sources=where[None, None], masks=brain[None])
+    box_rows, box_cols = np.flatnonzero(brain.any(axis=1)), np.flatnonzero(brain.any(axis=0))
+    dataset = SliceDataset([stack], window=window, seed=0)
+    centres = []
+    for epoch in range(40):
         dataset.set_epoch(epoch)
-        sources, _, mask = dataset[0]
-        assert sources.shape == (1, 16, 16)
-        # the window's centre pixel lies inside the brain's bounding box, so the window holds brain
-        assert bool(mask.any())
-    assert rows[0] > 0  # the box is a strict part of the slice: windows really move
+        sources, _, _ = dataset[0]
+        assert sources.shape == (1, window, window)
+        code = int(sources[0, window // 2, window // 2]) - 1  # the window's centre pixel
+        centre = divmod(code, size)
+        assert box_rows[0] <= centre[0] <= box_rows[-1] and box_cols[0] <= centre[1] <= box_cols[-1], (epoch, centre)
+        centres.append(centre)
+    # spread over the box, not one fixed spot
+    assert len(set(centres)) > 20
+    assert min(r for r, _ in centres) < 28 < max(r for r, _ in centres)
+    assert min(c for _, c in centres) < 25 < max(c for _, c in centres)
 
 
 def test_window_positions_depend_only_on_seed_epoch_and_index(make_stack) -> None:

@@ -37,7 +37,7 @@ def test_a_dedicated_model_trains_on_the_extra_cases_that_hold_its_modalities(ti
     data = prepare_data(_config(tiny_root, tmp_path, "T1", "FLAIR"))
     assert "Extra_T1_FLAIR" in data.split.train and "Extra_T1_T2" not in data.split.train
     assert all(case not in data.split.test for case in ("Extra_T1_FLAIR", "Extra_T1_T2"))
-    trained = {stack.case_id for stack in data.train}
+    trained = {case.case_id for case in data.train}
     assert "Extra_T1_FLAIR" in trained and len(trained) == 3  # two of --data (one is the test case) and one extra
 
 
@@ -70,6 +70,6 @@ def test_training_cases_the_tumour_weight_cannot_reach_are_named(tiny_root: Path
     with caplog.at_level("WARNING", logger="training.fitting.data"):
         data = prepare_data(make_config(vars(build_parser().parse_args(argv))))
     warnings = [r.getMessage() for r in caplog.records if "--tumour-weight does not apply" in r.getMessage()]
-    unlabelled = sorted(stack.case_id for stack in data.train if stack.tumour is None)
+    unlabelled = sorted(case.case_id for case in data.train if not case.labels)
     assert len(unlabelled) == 2 and "Extra_Masked" not in unlabelled
     assert len(warnings) == 1 and "2 of 3" in warnings[0] and all(case in warnings[0] for case in unlabelled)

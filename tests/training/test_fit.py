@@ -22,6 +22,9 @@ import torch
 from float_tolerance import assert_close_to_scale
 from synnet.manifest import ModelManifest, model_digest
 from training.checkpoint import BEST, LAST, load_checkpoint
+from training.data.cache import cache_root
+from training.data.dataset import TUMOUR
+from training.data.streaming import StreamedSliceDataset
 from training.export import model_from_checkpoint
 from training.fitting.cli import build_parser, make_config
 from training.fitting.config import FitConfig
@@ -105,17 +108,12 @@ def test_resume_reproduces_the_uninterrupted_run(fitted, phantom_root: Path) -> 
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
 
 
-def test_test_cases_are_never_loaded(phantom_root: Path, tmp_path: Path, monkeypatch) -> None:
-    loaded: list[str] = []
-    import training.fitting.data as fit_data
-
-    original = fit_data.load_case
-    monkeypatch.setattr(
-        fit_data, "load_case", lambda case, *a, **k: loaded.append(case.case_id) or original(case, *a, **k)
-    )
-    data = prepare_data(_config(tmp_path, phantom_root))
-    assert sorted(loaded) == sorted(data.split.train + data.split.val)
-    assert data.split.test and not set(data.split.test) & set(loaded)
+def test_test_cases_are_never_loaded(phantom_root: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path, phantom_root).with_options(cache_dir=str(tmp_path / "cache"))
+    data = prepare_data(config)
+    decoded = [folder.name for folder in cache_root(tmp_path / "cache", phantom_root).iterdir() if folder.is_dir()]
+    assert sorted(decoded) == sorted(data.split.train + data.split.val)
+    assert data.split.test and not set(data.split.test) & set(decoded)
 
 
 def test_phantoms_are_generated_once_and_cached(tmp_path: Path, monkeypatch) -> None:
@@ -133,10 +131,15 @@ def test_phantoms_are_generated_once_and_cached(tmp_path: Path, monkeypatch) -> 
 
 
 def test_two_process_ddp_ends_with_identical_replicas(phantom_root: Path, tmp_path: Path) -> None:
+    """Two gloo ranks on a cache neither finds ready: one prepares it, both stream from it, replicas agree."""
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     args = [*TINY, "--data", str(phantom_root), "--out", "store", "--run-dir", "run", "--epochs", "1"]
+    args += ["--cache-dir", str(tmp_path / "cache")]
     done = _cli(*args, cwd=tmp_path, launcher=(torchrun, "--standalone", "--nproc_per_node=2", "-m"))
     assert done.returncode == 0, done.stderr[-2000:]
+    entries = sorted(p.name for p in cache_root(tmp_path / "cache", phantom_root).iterdir() if p.is_dir())
+    manifest = ModelManifest.load(tmp_path / "store" / "synnet_t1-t1c_to_t2")
+    assert entries == sorted(manifest.training_data.train_cases + manifest.training_data.val_cases)
     digests = json.loads((tmp_path / "run" / DIGEST_FILE).read_text())
     assert len(digests) == 2 and digests[0] == digests[1]
     assert (tmp_path / "store" / "synnet_t1-t1c_to_t2" / "model.pt").is_file()
@@ -161,7 +164,7 @@ def _broken_copy(tiny_root: Path, tmp_path: Path, how: str) -> Path:
         (("--src", "T1,T7", "--dst", "T2"), "unknown modality 'T7'"),
         (("--src", "T1,FLAIR", "--dst", "flair"), "overlap on FLAIR"),
         (("--src", "T1", "--dst", "T2", "--data", "{no_t2}"), "has all of T1,T2"),
-        (("--src", "T1", "--dst", "T2", "--data", "{mismatched}"), "differ in shape"),
+        (("--src", "T1", "--dst", "T2", "--data", "{mismatched}", "--strict-data"), "must have the same shape"),
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(argv, message, tiny_root: Path, tmp_path: Path) -> None:
@@ -184,8 +187,9 @@ def test_help_reads_well(tmp_path: Path) -> None:
 def test_tumour_weight_reads_the_training_segmentations_only(tmp_path: Path, phantom_root: Path) -> None:
     """The segmentation is loaded for the training cases when the loss weighs the tumour, never otherwise."""
     weighted = prepare_data(_config(tmp_path, phantom_root, "--mask-loss", "--tumour-weight", "4"))
-    assert all(stack.tumour is not None for stack in weighted.train)
-    assert any(stack.tumour.any() for stack in weighted.train)
-    assert all(stack.tumour is None for stack in weighted.val)
+    assert all(case.labels for case in weighted.train) and not any(case.labels for case in weighted.val)
+    regions = StreamedSliceDataset(weighted.train)  # whole slices: uint8 region maps, the tumour marked
+    assert regions.regions and any((regions[i][2] == TUMOUR).any() for i in range(0, len(regions), 5))
     plain = prepare_data(_config(tmp_path, phantom_root, "--mask-loss"))
-    assert all(stack.tumour is None for stack in plain.train)
+    assert not any(case.labels for case in plain.train)
+    assert StreamedSliceDataset(plain.train)[0][2].dtype == torch.bool

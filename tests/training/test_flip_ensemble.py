@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from float_tolerance import assert_close_to_scale
 from synnet.evaluation import EVALUATION_FILE
 from synnet.inference import synthesize
 from synnet.manifest import MANIFEST_FILE, ModelManifest
@@ -82,13 +83,35 @@ def test_an_any_to_any_model_averages_per_source_set_and_skips_batches_without_a
     assert counting.calls == 1
 
 
-def test_averaged_networks_export_and_verify_like_any_model(tmp_path: Path) -> None:
+def test_averaged_networks_keep_their_average_through_the_export(tmp_path: Path) -> None:
+    """The exported file (scripted, frozen, reloaded) averages exactly the rows its flag table adopts,
+    on inputs other than the export's own example."""
     torch.manual_seed(0)
-    unified = FlipAveragedAnyToAny(create_model("unified", 4, 4, features=4, depth=2).eval(), torch.ones(16, 4) > 0)
+    network = create_model("unified", 4, 4, features=4, depth=2).eval()
+    active = torch.zeros(16, 4, dtype=torch.bool)
+    active[1, 2] = True  # T1 alone → T2
     present = torch.tensor([[1.0, 0, 0, 0], [0, 1, 1, 0]])
-    export_torchscript(unified, (torch.rand(2, 4, 16, 16) * present[:, :, None, None], present), tmp_path / "u.pt")
-    dedicated = FlipAveragedDedicated(create_model("synnet", 2, 1, features=4, depth=2).eval(), torch.ones(1, 1) > 0)
-    export_torchscript(dedicated, torch.rand(2, 2, 16, 16), tmp_path / "d.pt")
+    example = (torch.rand(2, 4, 16, 16) * present[:, :, None, None], present)
+    unified = export_torchscript(FlipAveragedAnyToAny(network, active), example, tmp_path / "u.pt")
+    x = torch.rand(2, 4, 24, 16) * present[:, :, None, None]
+    with torch.no_grad():
+        y, mean, plain = unified(x, present), flipped_back_mean(network, x, present), network(x, present)
+    assert_close_to_scale(y[0, 2], mean[0, 2])
+    assert_close_to_scale(y[0, [0, 1, 3]], plain[0, [0, 1, 3]])
+    assert_close_to_scale(y[1], plain[1])
+    assert not torch.allclose(mean[0, 2], plain[0, 2], atol=1e-4)  # the average is not the plain view
+
+    dedicated_network = create_model("synnet", 2, 2, features=4, depth=2).eval()
+    dedicated = export_torchscript(
+        FlipAveragedDedicated(dedicated_network, torch.tensor([[False, True]])), torch.rand(2, 2, 16, 16),
+        tmp_path / "d.pt",
+    )
+    x = torch.rand(3, 2, 16, 24)
+    with torch.no_grad():
+        y, mean, plain = dedicated(x), flipped_back_mean(dedicated_network, x), dedicated_network(x)
+    assert_close_to_scale(y[:, 1], mean[:, 1])
+    assert_close_to_scale(y[:, 0], plain[:, 0])
+    assert not torch.allclose(mean[:, 1], plain[:, 1], atol=1e-4)
 
 
 def test_the_flags_sit_in_the_row_the_model_file_computes_for_the_sources() -> None:

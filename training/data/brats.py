@@ -17,45 +17,22 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from synnet.dataset_layout import SEG_TOKEN, scan_dataset
+from synnet.dataset_layout import BRAIN_MASK_TOKEN, SEG_TOKEN, CaseFiles, scan_dataset
 from synnet.errors import SynnetError
+from synnet.grid import GridMismatchError, check_same_grid
 from synnet.imageio import read_image
 from synnet.modalities import Modality, format_modalities, parse_modality
+from synnet.normalization import brain_mask
 from training.data.errors import DataError
 
-# Affines of co-registered modalities may differ by float rounding between writers.
-AFFINE_ATOL = 1e-3
 # The label a whole-tumour mask loads as: the tumour weight reads seg > 0, the whole-tumour region (labels 1, 2, 4)
 # is right, and the core and enhancing regions are empty rather than guessed.
 WHOLE_TUMOUR_LABEL = 2
-
-
-@dataclass
-class BratsCase:
-    """One subject's files on disk.
-
-    Attributes:
-        case_id: the folder name, e.g. ``Brats18_2013_2_1`` or ``BraTS-GLI-00000-000``.
-        folder: the case folder.
-        files: the image file of each modality found.
-        seg: the tumour label map (0, 1 necrotic core, 2 oedema, 4 enhancing), if present.
-        whole_tumour_only: ``seg`` is a binary whole-tumour mask (:data:`WHOLE_TUMOUR_LABEL` when loaded).
-    """
-
-    case_id: str
-    folder: Path
-    files: dict[Modality, Path] = field(default_factory=dict)
-    seg: Path | None = None
-    whole_tumour_only: bool = False
-
-    def missing(self, required: Iterable[Modality | str]) -> list[Modality]:
-        """The modalities of ``required`` (in that order) that this case has no file for."""
-        return [m for m in (parse_modality(r) for r in required) if m not in self.files]
 
 
 @dataclass
@@ -63,23 +40,32 @@ class LoadedCase:
     """One subject's volumes in memory, all on the same voxel grid.
 
     Attributes:
-        case_id: as in :class:`BratsCase`.
+        case_id: as in :class:`CaseFiles`.
         images: raw intensities of each loaded modality, float32 arrays of shape (X, Y, Z).
         affine: (4, 4) voxel-to-world matrix shared by all images.
         seg: uint8 label map of shape (X, Y, Z), or None when not loaded or absent.
+        brain: bool (X, Y, Z) brain from the case's mask file; None: the brain is where the sources
+            are nonzero (:func:`synnet.normalization.brain_mask`).
     """
 
     case_id: str
     images: dict[Modality, np.ndarray]
     affine: np.ndarray
     seg: np.ndarray | None = None
+    brain: np.ndarray | None = None
+
+    def brain_mask(self, modalities: Iterable[Modality]) -> np.ndarray:
+        """The brain for a model that reads ``modalities``: the mask file's, else their nonzero voxels."""
+        if self.brain is not None:
+            return self.brain
+        return brain_mask([self.images[m] for m in modalities])
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return next(iter(self.images.values())).shape
 
 
-def find_cases(root: str | Path) -> list[BratsCase]:
+def find_cases(root: str | Path) -> list[CaseFiles]:
     """Discover the cases under a BraTS-layout root, one per sub-folder, sorted by case id.
 
     Sub-folders without any recognised image file are skipped with a warning. The naming table is
@@ -93,10 +79,10 @@ def find_cases(root: str | Path) -> list[BratsCase]:
         found = scan_dataset(root)
     except SynnetError as exc:
         raise DataError(exc.detail, code=exc.code) from None
-    return [BratsCase(c.case_id, c.folder, c.files, c.seg, c.whole_tumour_only) for c in found]
+    return found
 
 
-def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg: bool = True) -> LoadedCase:
+def load_case(case: CaseFiles, modalities: Iterable[Modality | str], *, load_seg: bool = True) -> LoadedCase:
     """Read the requested modalities of one case and check that they share one voxel grid.
 
     Args:
@@ -108,13 +94,13 @@ def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg
         A :class:`LoadedCase` with float32 (X, Y, Z) images.
 
     Raises:
-        DataError: a requested modality is missing (``missing_modality``), or the images and
-            segmentation disagree in shape or affine (``mismatched_case``). Both name the case
-            and the modalities concerned.
+        DataError: a requested modality is missing (``missing_modality``), or the images,
+            segmentation and brain mask disagree in shape or affine (``mismatched_case``). Both name
+            the case and the modalities concerned.
         InvalidImageError: a file is unreadable (from :func:`synnet.imageio.read_image`).
     """
     wanted = [parse_modality(m) for m in modalities]
-    missing = case.missing(wanted)
+    missing = case.lacks(wanted)
     if missing:
         found = format_modalities(case.files) or "none"
         raise DataError(
@@ -137,27 +123,25 @@ def load_case(case: BratsCase, modalities: Iterable[Modality | str], *, load_seg
             seg = np.where(seg > 0, WHOLE_TUMOUR_LABEL, 0).astype(np.uint8)
         shapes[SEG_TOKEN] = seg.shape
         affines[SEG_TOKEN] = seg_meta.affine
+    brain = None
+    if case.brain_mask is not None:
+        mask_array, mask_meta = read_image(case.brain_mask)
+        brain = mask_array > 0.5
+        shapes[BRAIN_MASK_TOKEN] = brain.shape
+        affines[BRAIN_MASK_TOKEN] = mask_meta.affine
     _check_same_grid(case.case_id, shapes, affines)
-    return LoadedCase(case_id=case.case_id, images=images, affine=affines[wanted[0].value], seg=seg)
+    return LoadedCase(case.case_id, images, affines[wanted[0].value], seg, brain)
 
 
 def _check_same_grid(case_id: str, shapes: dict[str, tuple[int, ...]], affines: dict[str, np.ndarray]) -> None:
+    """3D volumes on one voxel grid (the core's check), or a DataError that names the case."""
     if any(len(shape) != 3 for shape in shapes.values()):
         listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
         raise DataError(f"case {case_id}: every image must be a 3D volume, got {listed}", code="mismatched_case")
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise DataError(f"case {case_id}: modalities differ in shape: {listed}", code="mismatched_case")
-    names = list(affines)
-    reference = affines[names[0]]
-    differing = [name for name in names[1:] if not np.allclose(affines[name], reference, atol=AFFINE_ATOL)]
-    if differing:
-        raise DataError(
-            f"case {case_id}: the affine of {', '.join(differing)} differs from that of {names[0]} "
-            f"(max difference {max(float(np.abs(affines[n] - reference).max()) for n in differing):.4g}); "
-            "the modalities must be co-registered on one voxel grid",
-            code="mismatched_case",
-        )
+    try:
+        check_same_grid(shapes, affines, group="the case")
+    except GridMismatchError as error:
+        raise DataError(f"case {case_id}: {error.detail}", code="mismatched_case") from None
 
 
 def _split_key(case_id: str, seed: int) -> str:

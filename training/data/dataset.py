@@ -9,8 +9,9 @@ The window position of item ``i`` in epoch ``e`` is drawn from a generator seede
 ``(seed, e, i)``: it does not depend on which DataLoader worker or DDP rank reads the item, nor on
 anything the run did before, which is what makes resumed and multi-process runs reproducible.
 
-The per-case slice arrays are kept as they are (no concatenation), so a dozen BraTS cases do not
-need twice their memory.
+Two datasets give these items: :class:`SliceDataset` over slices already in memory, and the training
+run's :class:`training.data.streaming.StreamedSliceDataset`, which reads each item from the training
+cache when it is asked for; both share the index and the window placement (:class:`WindowedSlices`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,46 +32,34 @@ Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 BRAIN, TUMOUR = 1, 2  # the values of a region map
 
 
-class SliceDataset(Dataset[Item]):
-    """Slices of several cases as ``(sources (k, S, S), targets (m, S, S), mask (S, S))`` items.
+class WindowedSlices(Dataset[Item]):
+    """The index shared by the in-memory and the streamed datasets: case after case, slice after slice.
 
-    ``mask`` is the bool brain mask; when some case carries its tumour (``SliceStack.tumour``,
-    loaded for ``--tumour-weight`` only) it is a uint8 region map instead: 0 outside the brain,
-    :data:`BRAIN` in it, :data:`TUMOUR` in the tumour (cases without a segmentation: 0 and 1).
+    Item ``i`` is slice ``locate(i)`` and, with a ``window``, its window is placed by :func:`window_origin`
+    from a generator seeded by ``(seed, epoch, i)``: two datasets over the same cases give the same items.
 
     Args:
-        stacks: one :class:`SliceStack` per case, all with the same src, dst and slice shape.
+        cases: the cases in dataset order, each with a ``case_id`` and a length (its slices); empty ones are
+            left out.
         window: side S of the random square window around the brain; ``None`` for whole slices.
         seed: base seed of the window positions.
 
     Raises:
-        DataError: no slices at all, or cases that disagree in modalities or slice shape.
+        DataError: no slices at all.
     """
 
-    def __init__(self, stacks: Sequence[SliceStack], window: int | None = None, seed: int = 0) -> None:
-        self.stacks = [stack for stack in stacks if len(stack)]
-        if not self.stacks:
+    def __init__(self, cases: Sequence[Any], window: int | None, seed: int) -> None:
+        self.cases = [case for case in cases if len(case)]
+        if not self.cases:
             raise DataError("no training slices: every case is empty after brain-slice selection", code="bad_slices")
-        first = self.stacks[0]
-        for stack in self.stacks[1:]:
-            if (stack.src, stack.dst) != (first.src, first.dst):
-                raise DataError(f"case {stack.case_id} has other modalities than {first.case_id}", code="bad_slices")
-            if stack.masks.shape[1:] != first.masks.shape[1:]:
-                raise DataError(
-                    f"cases differ in slice shape: {first.case_id} {first.masks.shape[1:]}, "
-                    f"{stack.case_id} {stack.masks.shape[1:]}",
-                    code="mismatched_case",
-                )
         self.window = window
         self.seed = seed
         self.epoch = 0
-        self._ends = list(accumulate(len(stack) for stack in self.stacks))
-        self._boxes = [_brain_boxes(stack.masks) for stack in self.stacks]
-        self.regions = any(stack.tumour is not None for stack in self.stacks)
+        self._ends = list(accumulate(len(case) for case in self.cases))
 
     @property
     def case_ids(self) -> list[str]:
-        return [stack.case_id for stack in self.stacks]
+        return [case.case_id for case in self.cases]
 
     def set_epoch(self, epoch: int) -> None:
         """Draw other windows in the next epoch (call it like ``DistributedSampler.set_epoch``)."""
@@ -86,6 +76,49 @@ class SliceDataset(Dataset[Item]):
         start = self._ends[case - 1] if case else 0
         return case, index - start
 
+    def window_origin(self, index: int, box: np.ndarray) -> tuple[int, int]:
+        """Top-left corner of item ``index``'s window, its centre uniform over the slice's brain box."""
+        assert self.window is not None
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        centre_row = int(rng.integers(box[0], box[1] + 1))
+        centre_col = int(rng.integers(box[2], box[3] + 1))
+        return centre_row - self.window // 2, centre_col - self.window // 2
+
+
+class SliceDataset(WindowedSlices):
+    """Slices of several cases held in memory as ``(sources (k, S, S), targets (m, S, S), mask (S, S))`` items.
+
+    The training run streams the same items from the training cache
+    (:class:`training.data.streaming.StreamedSliceDataset`); this form serves small, already loaded sets.
+    ``mask`` is the bool brain mask; when some case carries its tumour (``SliceStack.tumour``,
+    loaded for ``--tumour-weight`` only) it is a uint8 region map instead: 0 outside the brain,
+    :data:`BRAIN` in it, :data:`TUMOUR` in the tumour (cases without a segmentation: 0 and 1).
+
+    Args:
+        stacks: one :class:`SliceStack` per case, all with the same src, dst and slice shape.
+        window: side S of the random square window around the brain; ``None`` for whole slices.
+        seed: base seed of the window positions.
+
+    Raises:
+        DataError: no slices at all, or cases that disagree in modalities or slice shape.
+    """
+
+    def __init__(self, stacks: Sequence[SliceStack], window: int | None = None, seed: int = 0) -> None:
+        super().__init__(stacks, window, seed)
+        self.stacks: list[SliceStack] = self.cases
+        first = self.stacks[0]
+        for stack in self.stacks[1:]:
+            if (stack.src, stack.dst) != (first.src, first.dst):
+                raise DataError(f"case {stack.case_id} has other modalities than {first.case_id}", code="bad_slices")
+            if stack.masks.shape[1:] != first.masks.shape[1:]:
+                raise DataError(
+                    f"cases differ in slice shape: {first.case_id} {first.masks.shape[1:]}, "
+                    f"{stack.case_id} {stack.masks.shape[1:]}",
+                    code="mismatched_case",
+                )
+        self._boxes = [_brain_boxes(stack.masks) for stack in self.stacks]
+        self.regions = any(stack.tumour is not None for stack in self.stacks)
+
     def __getitem__(self, index: int) -> Item:
         case, local = self.locate(index)
         stack = self.stacks[case]
@@ -95,8 +128,7 @@ class SliceDataset(Dataset[Item]):
             if stack.tumour is not None:
                 mask[stack.tumour[local]] = TUMOUR
         if self.window is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            top, left = _window_origin(self._boxes[case][local], self.window, rng)
+            top, left = self.window_origin(index, self._boxes[case][local])
             sources = _crop(sources, top, left, self.window)
             targets = _crop(targets, top, left, self.window)
             mask = _crop(mask, top, left, self.window)
@@ -118,13 +150,6 @@ def _brain_boxes(masks: np.ndarray) -> np.ndarray:
         else:
             boxes[i] = (rows[0], rows[-1], cols[0], cols[-1])
     return boxes
-
-
-def _window_origin(box: np.ndarray, window: int, rng: np.random.Generator) -> tuple[int, int]:
-    """Top-left corner of a window whose centre is uniform over the brain's bounding box."""
-    centre_row = int(rng.integers(box[0], box[1] + 1))
-    centre_col = int(rng.integers(box[2], box[3] + 1))
-    return centre_row - window // 2, centre_col - window // 2
 
 
 def _crop(array: np.ndarray, top: int, left: int, size: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Axial training slices from a loaded case, in model space.
 
 Training sees exactly what the service will see: the brain mask is the union of the nonzero voxels
-of the SOURCE images only (the targets are what a user does not have), and every modality is
+of the SOURCE images only (the targets are what a user does not have), or the case's brain-mask file
+when it has one (data whose background is not 0), and every modality is
 normalized per volume inside that mask with :func:`synnet.normalization.normalize`. Normalizing
 per volume rather than per slice keeps the intensity relation between slices of one brain, and is
 what the service does with an uploaded volume.
@@ -15,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from synnet.modalities import Modality, check_disjoint, format_modalities, parse_modalities
 from synnet.neighbours import neighbour_stack, slices_per_source
-from synnet.normalization import IntensityRange, NormalizationParams, brain_mask, normalize, normalize_target
+from synnet.normalization import IntensityRange, NormalizationParams, normalize, normalize_target
 from training.data.brats import LoadedCase
 from training.data.errors import DataError
 
@@ -125,7 +127,7 @@ def extract_slices(
             code="missing_modality",
         )
     params = params or NormalizationParams()
-    mask = brain_mask([case.images[m] for m in src_m])
+    mask = case.brain_mask(src_m)
     z = brain_slice_indices(mask, min_brain_fraction)
     ranges: dict[Modality, IntensityRange] = {}
     sources = _normalized_slices(case, src_m, mask, z, params, ranges, context)
@@ -164,7 +166,7 @@ def extract_available_slices(
     if not have:
         raise DataError(f"case {case.case_id} was loaded without any image", code="missing_modality")
     params = params or NormalizationParams()
-    mask = brain_mask([case.images[m] for m in have])
+    mask = case.brain_mask(have)
     z = brain_slice_indices(mask, min_brain_fraction)
     ranges: dict[Modality, IntensityRange] = {}
     present = _normalized_slices(case, have, mask, z, params, ranges)
@@ -208,7 +210,14 @@ def _normalized_slices(
     return out
 
 
-def reference_ranges(stacks: Iterable[SliceStack]) -> dict[Modality, IntensityRange]:
+class HasTargetRanges(Protocol):
+    """A case as loaded for training, in memory (:class:`SliceStack`) or streamed from the cache."""
+
+    @property
+    def target_ranges(self) -> dict[Modality, IntensityRange]: ...
+
+
+def reference_ranges(stacks: Iterable[HasTargetRanges]) -> dict[Modality, IntensityRange]:
     """Median raw (lo, hi) of each target over cases: the manifest's ``output_reference``.
 
     The service has no raw range for a modality it synthesizes, so it maps model space back with

@@ -10,19 +10,12 @@ settings from the checkpoint, accepts new values only for what may change betwee
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
-from synnet.modalities import Modality, check_disjoint, parse_modalities
-from synnet.neighbours import MAX_CONTEXT_SLICES
 from synnet.normalization import MEDIAN_LEVEL
-from training.fitting.config import ConfigError, FitConfig, default_name
-from training.losses import list_losses
-from training.models import is_any_to_any, list_models
-from training.models.unified import FUSIONS
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-MIN_SLICE_SIZE = 16
+from training.fitting.checks import CHOICES, checked
+from training.fitting.config import CACHE_ENV, DEFAULT_CACHE_DIR, ConfigError, FitConfig
+from training.fitting.recipe import load_recipe, parse_set
 
 # What a resumed run may change (option names); everything else must match the checkpoint.
 # ``data``/``phantom_dir`` may move between sessions; the run checks that the split is unchanged.
@@ -44,6 +37,10 @@ RESUMABLE = frozenset(
         "export",
         "val_max_slices",
         "run_dir",
+        "cache_dir",
+        "cache_memory",
+        "prepare_workers",
+        "strict_data",
     }
 )
 DEFAULTS = FitConfig().to_json()
@@ -78,6 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--dst", help="target modalities, comma-separated, disjoint from --src (e.g. T2)")
 
+    recipe = parser.add_argument_group("recipe (training.fitting.recipe)")
+    recipe.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="start from the options of a recipe file (TOML, e.g. recipes/bundled/synnet_t1_to_t2.toml); "
+        "--set and the other flags override it; the manifest records the file and its digest",
+    )
+    recipe.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override one option by its name, e.g. --set lr=0.01 --set src='[\"T1\", \"T2\"]' (repeatable)",
+    )
+
     data = parser.add_argument_group("data")
     data.add_argument(
         "--data", metavar="DIR", help="BraTS folder, one sub-folder per case (default: generated phantoms)"
@@ -85,9 +97,32 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--extra-data",
         metavar="DIR",
-        help="a BraTS folder of more training cases that may lack modalities (e.g. "
+        help="BraTS folders (comma-separated) of more training cases that may lack modalities (e.g. "
         "../shared/data/brats18_t1_flair); none is held out. --arch unified trains on all of them, "
         "another model on those that hold its --src and --dst",
+    )
+    data.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the training cache: each case is decoded once into memory-mapped arrays there and streamed from "
+        "them, redone only when its files or the preparation settings change (python -m training.prepare "
+        f"prepares it ahead; default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR})",
+    )
+    data.add_argument(
+        "--cache-memory",
+        type=int,
+        metavar="MB",
+        help="keep up to MB of recently read slices in each process (for a cache on slow or network storage; "
+        f"default: {_default('cache_memory')}, the kernel's page cache alone)",
+    )
+    data.add_argument(
+        "--prepare-workers", type=int, metavar="N", help="processes preparing the cache (default: every core)"
+    )
+    data.add_argument(
+        "--strict-data",
+        action="store_true",
+        help="stop on a case that cannot be read (corrupt, truncated, images on different grids) instead of "
+        "skipping it with a warning",
     )
     data.add_argument(
         "--phantom-cases",
@@ -125,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-max-slices",
         type=int,
         metavar="N",
-        help="validate on at most N evenly spaced slices per case (default: all)",
+        help="validate on a seeded choice of at most N slices over all validation cases, the same every epoch, "
+        f"read one case at a time (default: {_default('val_max_slices')})",
     )
 
     data.add_argument(
@@ -139,12 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="2.5D input: feed every source slice with its K axial neighbours on each side as extra channels "
-        f"(synnet.neighbours; not with --arch unified). The training slices are held in memory with their "
-        f"neighbours, so they take 2K+1 times the memory (default: {_default('context_slices')})",
+        f"(synnet.neighbours; not with --arch unified) (default: {_default('context_slices')})",
     )
     data.add_argument(
         "--target-anchor",
-        choices=("percentile", "median"),
+        choices=CHOICES["target_anchor"],
         help="scale each target like the sources (its 0.5/99.5 percentiles in the brain), or with the brain's "
         f"median at {MEDIAN_LEVEL} (not with --arch unified) (default: {_default('target_anchor')})",
     )
@@ -168,17 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     model = parser.add_argument_group("model and loss")
-    model.add_argument("--arch", choices=list_models(), help=f"network (default: {_default('arch')})")
+    model.add_argument("--arch", choices=CHOICES["arch"], help=f"network (default: {_default('arch')})")
     model.add_argument(
         "--features", type=int, metavar="N", help=f"feature maps per layer (default: {_default('features')})"
     )
     model.add_argument("--depth", type=int, metavar="N", help=f"pooling levels (default: {_default('depth')})")
     model.add_argument(
         "--fusion",
-        choices=FUSIONS,
+        choices=CHOICES["fusion"],
         help="--arch unified: combine the present arms' features by their mean, or by mean and maximum (default: mean)",
     )
-    model.add_argument("--loss", choices=list_losses(), help=f"training loss (default: {_default('loss')})")
+    model.add_argument("--loss", choices=CHOICES["loss"], help=f"training loss (default: {_default('loss')})")
     model.add_argument(
         "--lambdas", metavar="L1,L2,L3", help="joint loss weights of wL2, wSSIM, TV (default: the paper's 10,5,0.5)"
     )
@@ -211,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     optim = parser.add_argument_group("optimization")
     optim.add_argument(
         "--optimizer",
-        choices=("sgd", "adam"),
+        choices=CHOICES["optimizer"],
         help=f"sgd: with momentum, as in the paper (default: {_default('optimizer')})",
     )
     optim.add_argument("--lr", type=float, metavar="X", help=f"learning rate (default: {_default('lr')})")
@@ -224,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     optim.add_argument(
         "--schedule",
-        choices=("constant", "cosine"),
+        choices=CHOICES["schedule"],
         help=f"learning-rate schedule over all steps (default: {_default('schedule')})",
     )
     optim.add_argument(
@@ -252,16 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, metavar="N", help=f"seed of weights, windows and augmentation (default: {_default('seed')})"
     )
     run.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), help=f"(default: {_default('device')}: cuda when available)"
+        "--device", choices=CHOICES["device"], help=f"(default: {_default('device')}: cuda when available)"
     )
     run.add_argument(
         "--amp",
-        choices=("auto", "off", "bf16", "fp16"),
+        choices=CHOICES["amp"],
         help="mixed precision, CUDA only (default: auto = bf16 where supported, else fp16)",
     )
     run.add_argument(
         "--channels-last",
-        choices=("auto", "on", "off"),
+        choices=CHOICES["channels_last"],
         help="channels_last memory format (default: auto = on CUDA only; it is slower on CPU)",
     )
     run.add_argument(
@@ -287,28 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_numbers(text: str | tuple[float, ...], flag: str, example: str) -> tuple[float, ...]:
-    """A comma-separated option as floats (a resumed run's value is a tuple already)."""
-    if isinstance(text, tuple):
-        return text
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"{flag} must be numbers like {example}, got {text!r}") from None
-
-
-def _parse_bands(text: str | tuple[float, ...]) -> tuple[float, ...]:
-    values = _parse_numbers(text, "--histogram-bands", "0,1,50,99,100")
-    if len(values) < 2 or any(not 0 <= v <= 100 for v in values) or list(values) != sorted(set(values)):
-        raise ConfigError(f"--histogram-bands must be at least two increasing percentiles in 0..100, got {text!r}")
-    return values
-
-
-def _parse_lambdas(text: str | tuple[float, ...]) -> tuple[float, ...]:
-    values = _parse_numbers(text, "--lambdas", "10,5,0.5")
-    if len(values) != 3 or any(v < 0 for v in values):
-        raise ConfigError(f"--lambdas must be three non-negative numbers (wL2, wSSIM, TV), got {text!r}")
-    return values
+def with_recipe(given: dict[str, Any]) -> dict[str, Any]:
+    """The parsed flags on top of ``--recipe``'s options and ``--set``'s: flags win, then --set, then the recipe."""
+    given = dict(given)
+    path, assignments = given.pop("recipe", None), given.pop("assignments", None) or []
+    if path is not None and "resume" in given:
+        raise ConfigError("--recipe starts a run; a resumed run keeps its checkpoint's settings")
+    options: dict[str, Any] = {}
+    if path is not None:
+        recipe_options, digest = load_recipe(path)
+        options = {**recipe_options, "recipe": str(path), "recipe_sha256": digest}
+    return {**options, **parse_set(assignments), **given}
 
 
 def make_config(given: dict[str, Any], base: FitConfig | None = None) -> FitConfig:
@@ -319,8 +343,8 @@ def make_config(given: dict[str, Any], base: FitConfig | None = None) -> FitConf
     """
     given = {k: v for k, v in given.items() if k != "resume"}
     if base is None:
-        return _checked(FitConfig().with_options(**given))
-    requested, saved = _checked(base.with_options(**given)).to_json(), base.to_json()
+        return checked(FitConfig().with_options(**given))
+    requested, saved = checked(base.with_options(**given)).to_json(), base.to_json()
     changed = sorted(k for k in given if k not in RESUMABLE and requested[k] != saved[k])
     if changed:
         flags = ", ".join("--" + k.replace("_", "-") for k in changed)
@@ -328,94 +352,6 @@ def make_config(given: dict[str, Any], base: FitConfig | None = None) -> FitConf
             f"{flags} differ from the resumed run's settings; a resumed run keeps them "
             "(start a new run with --init CKPT to change them)"
         )
-    return _checked(base.with_options(**{k: v for k, v in given.items() if k in RESUMABLE}))
+    return checked(base.with_options(**{k: v for k, v in given.items() if k in RESUMABLE}))
 
 
-def _any_to_any_modalities(config: FitConfig) -> FitConfig:
-    """The unified model takes and makes all four modalities; --src/--dst, if given, must say so."""
-    every = tuple(m.value for m in Modality)
-    for flag, given in (("--src", config.src), ("--dst", config.dst)):
-        if given and {m.value for m in parse_modalities(given)} != set(every):
-            raise ConfigError(
-                f"--arch {config.model.arch} takes and makes all of {','.join(every)} (sources are drawn per "
-                f"step); leave out {flag} or give all four, got {flag} {','.join(given)}"
-            )
-    return config.with_options(src=every, dst=every)
-
-
-def _checked(config: FitConfig) -> FitConfig:
-    """``config`` with canonical modality names, parsed ``--lambdas``, name and run folder; or ConfigError."""
-    data, model, optim, budget = config.data, config.model, config.optim, config.budget
-    if is_any_to_any(model.arch):
-        config = _any_to_any_modalities(config)
-    elif model.fusion is not None:
-        raise ConfigError("--fusion needs --arch unified (the other models concatenate their arms)")
-    if not config.src or not config.dst:
-        raise ConfigError("--src and --dst are required (e.g. --src T1,T1c --dst T2)")
-    src, dst = parse_modalities(config.src), parse_modalities(config.dst)
-    if not is_any_to_any(model.arch):
-        check_disjoint(src, dst)
-    lambdas = _parse_lambdas(model.lambdas) if model.lambdas is not None else None
-    if lambdas is not None and not model.loss.startswith("joint"):
-        raise ConfigError(f"--lambdas applies to the joint losses only, not {model.loss}")
-    positive = {
-        "epochs": budget.epochs,
-        "batch_size": optim.batch_size,
-        "features": model.features,
-        "depth": model.depth,
-        "phantom_cases": data.phantom_cases,
-        "steps_per_epoch": budget.steps_per_epoch,
-        "max_steps": budget.max_steps,
-        "val_max_slices": data.val_max_slices,
-    }
-    for key, value in positive.items():
-        if value is not None and value < 1:
-            raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
-    if model.tumour_weight <= 0:
-        raise ConfigError(f"--tumour-weight must be positive, got {model.tumour_weight}")
-    if model.weighs_tumour and not model.mask_loss:
-        raise ConfigError("--tumour-weight needs --mask-loss (it weighs the loss inside the brain)")
-    if model.histogram_weight < 0:
-        raise ConfigError(f"--histogram-weight must be non-negative, got {model.histogram_weight}")
-    if model.histogram_weight and not model.loss.startswith("joint"):
-        raise ConfigError(f"--histogram-weight applies to the joint losses only, not {model.loss}")
-    bands = None
-    if model.histogram_bands is not None:
-        if not model.histogram_weight:
-            raise ConfigError("--histogram-bands needs --histogram-weight")
-        bands = _parse_bands(model.histogram_bands)
-    if budget.time_limit is not None and budget.time_limit <= 0:
-        raise ConfigError(f"--time-limit must be positive, got {budget.time_limit}")
-    if data.slice_size < MIN_SLICE_SIZE:
-        raise ConfigError(f"--slice-size must be at least {MIN_SLICE_SIZE}, got {data.slice_size}")
-    if optim.lr <= 0 or optim.weight_decay < 0 or not 0 <= optim.momentum < 1:
-        raise ConfigError(
-            f"need --lr > 0, --weight-decay >= 0 and 0 <= --momentum < 1; got lr={optim.lr}, "
-            f"weight_decay={optim.weight_decay}, momentum={optim.momentum}"
-        )
-    if not 0 <= data.max_rotation <= 45 or not 0 <= data.max_scale < 0.5:
-        raise ConfigError(
-            f"need 0 <= --max-rotation <= 45 and 0 <= --max-scale < 0.5, got {data.max_rotation}, {data.max_scale}"
-        )
-    if not 0 <= data.context_slices <= MAX_CONTEXT_SLICES:
-        raise ConfigError(f"--context-slices must be from 0 to {MAX_CONTEXT_SLICES}, got {data.context_slices}")
-    if data.context_slices and is_any_to_any(model.arch):
-        raise ConfigError("--context-slices is not available with --arch unified (its arms take one slice each)")
-    if data.target_anchor != "percentile" and is_any_to_any(model.arch):
-        raise ConfigError("--target-anchor is not available with --arch unified (its targets are also its sources)")
-    if not 0 <= data.min_brain_fraction <= 1:
-        raise ConfigError(f"--min-brain-fraction must be in [0, 1], got {data.min_brain_fraction}")
-    if config.runtime.workers < 0:
-        raise ConfigError(f"--workers must be >= 0, got {config.runtime.workers}")
-    canonical = (tuple(m.value for m in src), tuple(m.value for m in dst))
-    name = config.output.name or default_name(model.arch, *canonical)
-    if not NAME_PATTERN.match(name):
-        raise ConfigError(f"--name {name!r} must be letters, digits, '_', '-' or '.', starting with a letter or digit")
-    return config.with_options(
-        src=canonical[0],
-        dst=canonical[1],
-        lambdas=lambdas,
-        histogram_bands=bands,
-        name=name,
-        run_dir=config.output.run_dir or f"runs/{name}",
-    )

@@ -16,11 +16,21 @@ itself is :mod:`training.fitting.cli`.
 from __future__ import annotations
 
 import dataclasses
+import os
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from synnet.errors import SynnetError
 from synnet.modalities import format_modalities, parse_modalities
+
+CACHE_ENV = "SYNNET_TRAINING_CACHE"  # where the training cache goes when --cache-dir is not given
+DEFAULT_CACHE_DIR = "data/cache"  # ... and when that is not set either (beside data/phantom)
+
+
+def training_cache_dir(config: DataConfig) -> str:
+    """The training cache folder of a run: ``--cache-dir``, else ``$SYNNET_TRAINING_CACHE``, else data/cache."""
+    return config.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
 
 
 class ConfigError(SynnetError):
@@ -39,14 +49,18 @@ class DataConfig:
     """Which cases, how they are split by subject, and the windows the network is trained on."""
 
     folder: str | None = _option(None, "data")  # a BraTS folder; None: generated phantoms
-    extra_data: str | None = None  # more training cases: any subset of modalities (unified), or --src and --dst
+    extra_data: str | None = None  # comma-separated folders of more training cases (training.fitting.data)
+    cache_dir: str | None = None  # the training cache (training.data.cache); None: training_cache_dir()
+    cache_memory: int = 0  # MB of recently read slices each process keeps (0: read the cache every time)
+    prepare_workers: int | None = None  # processes preparing the cache (None: every core)
+    strict_data: bool = False  # a case that cannot be read is an error, not skipped
     phantom_cases: int = 8
     phantom_dir: str = "data/phantom"
     val_cases: str = "1"
     test_cases: str = "0"
     split_seed: int = 0
     min_brain_fraction: float = 0.05
-    val_max_slices: int | None = None
+    val_max_slices: int = 256  # a seeded choice of validation slices over all validation cases
     slice_size: int = 160
     context_slices: int = 0  # 2.5D: axial neighbours on each side stacked with every source slice (synnet.neighbours)
     target_anchor: str = "percentile"  # targets scaled like the sources, or "median" (training.data.slices)
@@ -120,6 +134,8 @@ class OutputConfig:
     model_version: str = "1"
     run_dir: str = ""
     export: bool = True
+    recipe: str | None = None  # the recipe file the run started from (training.fitting.recipe)
+    recipe_sha256: str | None = None  # ... and the digest of its resolved options, recorded in the manifest
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,17 @@ def _options() -> dict[str, tuple[str | None, str]]:
 
 OPTIONS = _options()
 GROUPS = tuple(dict.fromkeys(group for group, _ in OPTIONS.values() if group is not None))
+
+
+def option_types() -> dict[str, Any]:
+    """Flat option name -> its annotated type (``int | None``...): what a recipe's values are checked against."""
+    types = {name: hint for name, hint in typing.get_type_hints(FitConfig).items() if name in ("src", "dst")}
+    for group in GROUPS:
+        hints = typing.get_type_hints(type(getattr(FitConfig(), group)))
+        for option, (owner, attribute) in OPTIONS.items():
+            if owner == group:
+                types[option] = hints[attribute]
+    return types
 
 
 def default_name(arch: str, src: tuple[str, ...], dst: tuple[str, ...]) -> str:

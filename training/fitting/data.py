@@ -4,21 +4,29 @@ The split is decided on case ids only, before any image is read, and recorded in
 and manifest: the test subjects (``--test-cases``) are never loaded by the fit, so numbers later
 measured on them by ``training.evaluate`` are honest. ``split_cases`` ranks ids by a seeded hash,
 so the same folder and ``--split-seed`` give the same split for every model trained on it.
+
+The training and validation cases then go through the training cache (:mod:`training.data.cache`):
+prepared once, reused by every later run, and streamed slice by slice
+(:mod:`training.data.streaming`), so what a run holds in memory does not grow with its subjects.
+A case that cannot be read is skipped with a warning, and the run's split records it no more.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from synnet.dataset_layout import CaseFiles
 from synnet.modalities import Modality, format_modalities, parse_modalities
 from synnet.normalization import IntensityRange, NormalizationParams
-from training.data.brats import BratsCase, find_cases, load_case, split_cases
+from training.data.brats import find_cases, split_cases
+from training.data.cache import CachedCase, cache_root, prepare_cache
 from training.data.errors import DataError
-from training.data.slices import SliceStack, extract_available_slices, extract_slices, reference_ranges
-from training.fitting.config import DataConfig, FitConfig
+from training.data.slices import reference_ranges
+from training.data.streaming import SliceView, ViewedCase
+from training.fitting.config import DataConfig, FitConfig, training_cache_dir
 from training.models import is_any_to_any
 
 logger = logging.getLogger(__name__)
@@ -50,10 +58,11 @@ class FitData:
 
     source: str
     split: Split
-    train: list[SliceStack]
-    val: list[SliceStack]
+    train: list[ViewedCase]
+    val: list[ViewedCase]
     output_reference: dict[Modality, IntensityRange]
     normalization: NormalizationParams
+    skipped: dict[str, str] = field(default_factory=dict)  # case id -> why it could not be read
 
 
 def phantom_root(config: DataConfig) -> Path:
@@ -124,9 +133,9 @@ def choose_split(case_ids: list[str], config: DataConfig) -> Split:
     return Split(train=train, val=val, test=test, seed=config.split_seed)
 
 
-def _usable_cases(root: Path, needed: tuple[Modality, ...]) -> list[BratsCase]:
+def _usable_cases(root: Path, needed: tuple[Modality, ...]) -> list[CaseFiles]:
     cases = find_cases(root)
-    incomplete = {case.case_id: case.missing(needed) for case in cases if case.missing(needed)}
+    incomplete = {case.case_id: case.lacks(needed) for case in cases if case.lacks(needed)}
     if len(incomplete) == len(cases):
         found = sorted({m.value for case in cases for m in case.files})
         raise DataError(
@@ -143,7 +152,7 @@ def _usable_cases(root: Path, needed: tuple[Modality, ...]) -> list[BratsCase]:
     return cases
 
 
-def _partial_cases(root: Path) -> list[BratsCase]:
+def _partial_cases(root: Path) -> list[CaseFiles]:
     """Cases with at least two modalities (one to give, one to learn): the any-to-any model's."""
     cases = find_cases(root)
     kept = [case for case in cases if len(case.files) >= 2]
@@ -155,39 +164,70 @@ def _partial_cases(root: Path) -> list[BratsCase]:
     return kept
 
 
-def _extra_cases(folder: str | None, taken: set[str], needed: tuple[Modality, ...] = ()) -> list[BratsCase]:
-    """The ``--extra-data`` cases: training only. The any-to-any model takes whatever modalities they have
-    (two at least); a dedicated model (``needed`` = its sources and targets) only those that hold all of them.
+def _extra_cases(folders: str | None, taken: set[str], needed: tuple[Modality, ...] = ()) -> list[CaseFiles]:
+    """The ``--extra-data`` cases, from each of its comma-separated folders: training only. The any-to-any
+    model takes whatever modalities they have (two at least); a dedicated model (``needed`` = its sources and
+    targets) only those that hold all of them.
     """
-    if folder is None:
-        return []
-    extra = _partial_cases(Path(folder))
-    if needed:
-        lacking = [case.case_id for case in extra if case.missing(needed)]
-        extra = [case for case in extra if not case.missing(needed)]
-        if not extra:
+    extra: list[CaseFiles] = []
+    for folder in [] if folders is None else [f.strip() for f in folders.split(",") if f.strip()]:
+        found = _partial_cases(Path(folder))
+        if needed:
+            lacking = [case.case_id for case in found if case.lacks(needed)]
+            found = [case for case in found if not case.lacks(needed)]
+            if not found:
+                raise DataError(
+                    f"no case in --extra-data {folder!r} has all of {format_modalities(needed)}",
+                    code="missing_modality",
+                )
+            if lacking:
+                logger.info(
+                    "--extra-data %s: %d cases lack %s, not used", folder, len(lacking), format_modalities(needed)
+                )
+        clashing = sorted(case.case_id for case in found if case.case_id in taken)
+        if clashing:
             raise DataError(
-                f"no case in --extra-data {folder!r} has all of {format_modalities(needed)}", code="missing_modality"
+                f"--extra-data {folder!r} repeats case ids of --data, --test-cases, --val-cases or another "
+                f"--extra-data folder: {', '.join(clashing[:5])}",
+                code="bad_split",
             )
-        if lacking:
-            logger.info("--extra-data: %d cases lack %s and are not used", len(lacking), format_modalities(needed))
-    clashing = sorted(case.case_id for case in extra if case.case_id in taken)
-    if clashing:
-        raise DataError(
-            f"--extra-data {folder!r} repeats case ids of --data, --test-cases or --val-cases: "
-            f"{', '.join(clashing[:5])}",
-            code="bad_split",
-        )
-    have = {m.value: sum(m in case.files for case in extra) for m in Modality}
-    logger.info("--extra-data: %d training cases (%s)", len(extra), ", ".join(f"{k} {v}" for k, v in have.items()))
+        taken = taken | {case.case_id for case in found}
+        extra += found
+    if extra:
+        have = {m.value: sum(m in case.files for case in extra) for m in Modality}
+        logger.info("--extra-data: %d training cases (%s)", len(extra), ", ".join(f"{k} {v}" for k, v in have.items()))
     return extra
 
 
+def cached_cases(
+    cases: list[CaseFiles], config: DataConfig, progress: bool = True
+) -> tuple[dict[str, CachedCase], dict[str, str]]:
+    """The cache entries of ``cases``, prepared where missing or stale, and the cases that could not be read.
+
+    Each data folder has its own folder (:func:`training.data.cache.cache_root`) in the run's cache
+    (:func:`training.fitting.config.training_cache_dir`).
+    """
+    by_folder: dict[Path, list[CaseFiles]] = {}
+    for case in cases:
+        by_folder.setdefault(case.folder.parent, []).append(case)
+    entries: dict[str, CachedCase] = {}
+    failed: dict[str, str] = {}
+    for folder, found in by_folder.items():
+        root = cache_root(training_cache_dir(config), folder)
+        summary = prepare_cache(
+            found, root, workers=config.prepare_workers, strict=config.strict_data, progress=progress
+        )
+        entries.update({case_id: CachedCase(root / case_id, record) for case_id, record in summary.entries.items()})
+        failed.update(summary.failed)
+    return entries, failed
+
+
 def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], None] = lambda: None) -> FitData:
-    """Find, split, load and slice the cases of a run.
+    """Find and split the cases of a run, prepare their cache entries, and index their slices.
 
     Raises:
-        DataError: no cases, missing modalities, mismatched shapes, or an impossible split.
+        DataError: no cases, missing modalities, an impossible split, no usable slices, or (with
+            ``--strict-data``) a case that cannot be read.
     """
     src, dst = parse_modalities(config.src), parse_modalities(config.dst)
     root = Path(config.data.folder) if config.data.folder else ensure_phantoms(config.data, is_main, barrier)
@@ -200,23 +240,18 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
     extra = _extra_cases(config.data.extra_data, taken, () if any_to_any else (*src, *dst))
     cases.update((case.case_id, case) for case in extra)
     split.train = sorted(split.train + [case.case_id for case in extra])
+    entries, skipped = cached_cases([cases[i] for i in (*split.train, *split.val)], config.data, progress=is_main)
+    split.train = [i for i in split.train if i in entries]
+    split.val = [i for i in split.val if i in entries]
     params = NormalizationParams(target_anchor=config.data.target_anchor)
-
-    def load(ids: list[str], seg: bool = False) -> list[SliceStack]:
-        stacks = []
-        for case_id in ids:
-            if any_to_any:
-                loaded = load_case(cases[case_id], list(cases[case_id].files), load_seg=seg)
-                stacks.append(extract_available_slices(loaded, params, config.data.min_brain_fraction))
-            else:
-                loaded = load_case(cases[case_id], (*src, *dst), load_seg=seg)
-                data = config.data
-                stacks.append(extract_slices(loaded, src, dst, params, data.min_brain_fraction, data.context_slices))
-        return stacks
-
+    data = config.data
     # the segmentation is read only to weight the loss inside the tumour (--tumour-weight)
-    train, val = load(split.train, seg=config.model.weighs_tumour), load(split.val)
-    unlabelled = [stack.case_id for stack in train if stack.tumour is None]
+    view = SliceView(
+        src, dst, any_to_any, params, data.min_brain_fraction, data.context_slices, config.model.weighs_tumour
+    )
+    train = [ViewedCase(entries[i], view) for i in split.train]
+    val = [ViewedCase(entries[i], replace(view, tumour=False)) for i in split.val]
+    unlabelled = [case.case_id for case in train if not case.labels]
     if config.model.weighs_tumour and unlabelled:
         logger.warning(
             "--tumour-weight does not apply to %d of %d training cases, which have no _seg or _wholetumour file: %s",
@@ -225,13 +260,14 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
             ", ".join(unlabelled),
         )
     logger.info(
-        "%d cases: %d train (%d slices), %d validation (%d slices), %d test (held out, not loaded)",
+        "%d cases: %d train (%d slices), %d validation (%d slices), %d test (held out, not loaded)%s",
         split.n_cases,
         len(split.train),
         sum(map(len, train)),
         len(split.val),
         sum(map(len, val)),
         len(split.test),
+        f", {len(skipped)} skipped (unreadable)" if skipped else "",
     )
     return FitData(
         source=config.data.folder or PHANTOM_SOURCE,
@@ -240,4 +276,5 @@ def prepare_data(config: FitConfig, is_main: bool = True, barrier: Callable[[], 
         val=val,
         output_reference=reference_ranges(train),
         normalization=params,
+        skipped=skipped,
     )

@@ -133,9 +133,13 @@ def run(config: FitConfig, resume: Checkpoint | None = None, resume_path: str | 
         shutdown(context)
 
 
-def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> FitResult:
-    run_dir = Path(config.output.run_dir)
+def build_trainer(config: FitConfig, context: DistContext, resuming: bool = False) -> Trainer:
+    """Everything a run needs before its first step: the data (its cache prepared), the seeded model, the loss.
+
+    A resumed run's weights come from its checkpoint, so ``--init`` is not read then.
+    """
     if context.is_main:
+        run_dir = Path(config.output.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_json(), indent=2) + "\n")
     seed_everything(config.runtime.seed)
@@ -155,7 +159,7 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
     architecture = model_config(config.model.arch, len(src), len(dst), **hyper)
     torch.manual_seed(config.runtime.seed)  # identical initial weights on every rank and on every rerun
     model = create_model(config.model.arch, len(src), len(dst), **hyper)
-    if config.model.init and resume is None:
+    if config.model.init and not resuming:
         warm_start(model, load_checkpoint(config.model.init)["model"])
     model.to(context.device)
     if precision.channels_last:
@@ -164,14 +168,18 @@ def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> 
     static = static_manifest_fields(config, data, architecture, criterion, getattr(model, "multiple", 1))
     if context.is_main:
         logger.info("device %s, %s, %d process(es)", context.device, precision.describe(), context.world_size)
+    return Trainer(config, context, data, model, criterion, precision, static)
 
-    trainer = Trainer(config, context, data, model, criterion, precision, static)
+
+def _run(config: FitConfig, resume: Checkpoint | None, context: DistContext) -> FitResult:
+    run_dir = Path(config.output.run_dir)
+    trainer = build_trainer(config, context, resuming=resume is not None)
     if resume is not None:
-        check_same_split(resume, static)
+        check_same_split(resume, trainer.static_meta)
         trainer.load_state_dict(resume)
     trainer.fit()
 
-    digests = gather_digests(context, model)
+    digests = gather_digests(context, trainer.model)
     manifest = None
     if context.is_main:
         if context.distributed:

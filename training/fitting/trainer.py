@@ -29,8 +29,8 @@ from synnet.errors import SynnetError
 from synnet.neighbours import slices_per_source
 from training.checkpoint import BEST, LAST, Checkpoint, restore_rng_state, rng_state, save_checkpoint
 from training.data.augment import NO_AUGMENTATION, Augmenter, AugmentParams
-from training.data.dataset import SliceDataset
 from training.data.intensity import augment_intensity
+from training.data.streaming import StreamedSliceDataset, validation_stacks
 from training.fitting.budget import Budget
 from training.fitting.config import FitConfig
 from training.fitting.data import FitData
@@ -80,7 +80,8 @@ class Trainer:
         windows = config.data
         params = AugmentParams(True, windows.max_rotation, windows.max_scale) if windows.augment else NO_AUGMENTATION
         self.augmenter = Augmenter(params, windows.slice_size)
-        self.train_set = SliceDataset(data.train, window=self.augmenter.window, seed=seed)
+        memory = config.data.cache_memory * 2**20
+        self.train_set = StreamedSliceDataset(data.train, window=self.augmenter.window, seed=seed, memory_bytes=memory)
         self.sampler = DistributedSampler(
             self.train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=seed
         )
@@ -98,6 +99,7 @@ class Trainer:
         self.budget = Budget(config.budget, len(self.loader))
         self.optimizer = build_optimizer(config.optim, model.parameters())
         self.train_seconds = 0.0  # time spent in optimizer steps, the clock of --time-limit
+        self._built = time.perf_counter()
         self._step_started = time.perf_counter()
         self.scheduler = build_scheduler(config.optim, self.optimizer, self.budget, self._elapsed_in_step)
         self.scaler = torch.amp.GradScaler(context.device.type, enabled=precision.needs_scaler)
@@ -169,11 +171,16 @@ class Trainer:
             self._step_started = time.perf_counter()
             total += self.train_step(sources, targets, mask, self._augment_generator(index))
             self.train_seconds += time.perf_counter() - self._step_started
+            if self.step == 1 and self.context.is_main:  # how long a start takes: data, model, first batch
+                logger.info("first optimizer step done, %.1f s after the trainer was built", self._since_built())
             count += 1
             bar.set_postfix(loss=f"{total / count:.4g}", lr=f"{self.scheduler.get_last_lr()[0]:.3g}")
             bar.update()
         bar.close()
         return total / max(count, 1)
+
+    def _since_built(self) -> float:
+        return time.perf_counter() - self._built
 
     def _elapsed_in_step(self) -> float:
         """Training seconds including the step under way (the schedule is stepped inside it)."""
@@ -244,26 +251,26 @@ class Trainer:
         return per_target_loss(self.criterion, pred.float(), images, available & ~sources, weights)
 
     def validate(self) -> ValidationResult:
+        """Scores on the run's fixed, seeded choice of validation slices, read one case at a time."""
+        stacks = validation_stacks(self.data.val, self.config.data.val_max_slices, self.config.data.split_seed)
         if self.any_to_any:
             return validate_any_to_any(
                 self.model,
-                self.data.val,
+                stacks,
                 self.criterion,
                 self.context.device,
                 self.config.optim.batch_size,
                 mask_loss=self.config.model.mask_loss,
-                max_slices=self.config.data.val_max_slices,
             )
         return validate(
             self.model,
-            self.data.val,
+            stacks,
             self.criterion,
             self.context.device,
             self.config.optim.batch_size,
             autocast=self.precision.autocast,
             channels_last=self.precision.channels_last,
             mask_loss=self.config.model.mask_loss,
-            max_slices=self.config.data.val_max_slices,
         )
 
     def _record(self, train_loss: float, result: ValidationResult | None, seconds: float) -> bool:

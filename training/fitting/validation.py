@@ -8,7 +8,7 @@ case's validation slices stacked into a (X, Y, n) volume, so the numbers are com
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
@@ -45,37 +45,28 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "inf" if value is None else f"{value:.{digits}f}"
 
 
-def evenly_spaced(n: int, limit: int | None) -> np.ndarray:
-    """At most ``limit`` indices spread evenly over ``range(n)``."""
-    if limit is None or n <= limit:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
-
-
 @torch.no_grad()
 def validate(
     model: nn.Module,
-    stacks: list[SliceStack],
+    stacks: Iterable[SliceStack],
     criterion: nn.Module,
     device: torch.device,
     batch_size: int,
     autocast: Callable[[], AbstractContextManager] = nullcontext,
     channels_last: bool = False,
     mask_loss: bool = False,
-    max_slices: int | None = None,
 ) -> ValidationResult:
     """Run ``model`` (eval mode) over whole validation slices.
 
     Args:
         model: the bare network (not the DDP wrapper), mapping (B, k, H, W) → (B, m, H, W).
-        stacks: validation cases.
+        stacks: validation cases, each with the slices to score (read lazily: one case in memory at a time).
         criterion: the training loss, ``forward(pred, target, mask=None)``.
         device: where to compute.
         batch_size: slices per forward pass.
         autocast: makes the context that enables mixed precision (a no-op by default).
         channels_last: feed inputs in channels_last memory format.
         mask_loss: pass the brain mask to the loss, as training does.
-        max_slices: validate on at most this many evenly spaced slices per case.
     """
     was_training = model.training
     model.eval()
@@ -83,10 +74,9 @@ def validate(
     per_case: dict[str, list[Scores]] = {}
     try:
         for stack in stacks:
-            chosen = evenly_spaced(len(stack), max_slices)
             predictions = []
-            for start in range(0, len(chosen), batch_size):
-                index = chosen[start : start + batch_size]
+            for start in range(0, len(stack), batch_size):
+                index = slice(start, start + batch_size)
                 sources = torch.from_numpy(stack.sources[index]).to(device)
                 targets = torch.from_numpy(stack.targets[index]).to(device)
                 mask = torch.from_numpy(stack.masks[index]).to(device)
@@ -96,20 +86,20 @@ def validate(
                     pred = model(sources)
                 pred = pred.float()
                 loss = criterion(pred, targets, mask[:, None] if mask_loss else None)
-                loss_sum += float(loss) * len(index)
-                n_slices += len(index)
+                loss_sum += float(loss) * len(sources)
+                n_slices += len(sources)
                 predictions.append(pred.clamp(0, 1).mul(mask[:, None]).cpu().numpy())
-            _score_case(stack, chosen, np.concatenate(predictions), per_case)
+            _score_case(stack, np.concatenate(predictions), per_case)
     finally:
         model.train(was_training)
     return ValidationResult(loss=loss_sum / max(n_slices, 1), metrics=_mean_over_cases(per_case))
 
 
-def _score_case(stack: SliceStack, chosen: np.ndarray, pred: np.ndarray, out: dict[str, list[Scores]]) -> None:
+def _score_case(stack: SliceStack, pred: np.ndarray, out: dict[str, list[Scores]]) -> None:
     """Stack the case's slices into (X, Y, n) volumes and score each target."""
-    mask = np.moveaxis(stack.masks[chosen], 0, -1)
+    mask = np.moveaxis(stack.masks, 0, -1)
     for channel, target in enumerate(stack.dst):
-        truth = np.moveaxis(stack.targets[chosen, channel], 0, -1)
+        truth = np.moveaxis(stack.targets[:, channel], 0, -1)
         report = evaluate(np.moveaxis(pred[:, channel], 0, -1), truth, mask)
         out.setdefault(Modality(target).value, []).append(report)
 
@@ -126,12 +116,11 @@ def _mean_over_cases(per_case: dict[str, list[Scores]]) -> dict[str, dict[str, f
 @torch.no_grad()
 def validate_any_to_any(
     model: nn.Module,
-    stacks: list[SliceStack],
+    stacks: Iterable[SliceStack],
     criterion: nn.Module,
     device: torch.device,
     batch_size: int,
     mask_loss: bool = False,
-    max_slices: int | None = None,
 ) -> ValidationResult:
     """The unified model, each modality a case has synthesized from all the others it has (leave one out).
 
@@ -145,18 +134,17 @@ def validate_any_to_any(
     per_case: dict[str, list[Scores]] = {}
     try:
         for stack in stacks:
-            chosen = evenly_spaced(len(stack), max_slices)
-            images = torch.from_numpy(stack.sources[chosen])
+            images = torch.from_numpy(stack.sources)
             available = ~torch.isnan(images).flatten(2).any(dim=2)[0]
             images = torch.nan_to_num(images, nan=0.0)
-            masks = torch.from_numpy(stack.masks[chosen])
+            masks = torch.from_numpy(stack.masks)
             for target in torch.nonzero(available).flatten().tolist():
                 present = available.clone()
                 present[target] = False
                 if not present.any():
                     continue
                 predictions = []
-                for start in range(0, len(chosen), batch_size):
+                for start in range(0, len(stack), batch_size):
                     x = images[start : start + batch_size].to(device)
                     mask = masks[start : start + batch_size].to(device)
                     weights = present.to(device, x.dtype)
