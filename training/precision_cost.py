@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synnet.dataset_layout import CaseFiles
 from synnet.evaluation import EvaluationRecord, PrecisionCheck, PrecisionCost
 from synnet.inference import synthesize
 from synnet.metrics import brain_scores
@@ -32,7 +33,7 @@ from synnet.normalization import brain_mask, normalize_target
 from synnet.precision import cpu_name
 from synnet.store import LoadedModel, default_batch_size, load_model, model_folders
 from training.configurations import SOURCE_SETS
-from training.data.brats import BratsCase, find_cases, load_case
+from training.data.brats import find_cases, load_case
 from training.evaluate import dataset_name
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def source_sets(model: LoadedModel) -> list[tuple[Modality, ...]]:
     return list(SOURCE_SETS) if model.manifest.any_to_any else [tuple(model.manifest.src)]
 
 
-def score_case(fp32: LoadedModel, bf16: LoadedModel, case: BratsCase, scores: dict[Configuration, Scores]) -> None:
+def score_case(fp32: LoadedModel, bf16: LoadedModel, case: CaseFiles, scores: dict[Configuration, Scores]) -> None:
     """Add ``case``'s in-brain scores of every configuration the two loads of one model serve."""
     manifest = fp32.manifest
     loaded = load_case(case, list(case.files), load_seg=False)
@@ -93,7 +94,7 @@ def score_case(fp32: LoadedModel, bf16: LoadedModel, case: BratsCase, scores: di
             record.bf16.append(brain_scores(outputs["bf16"][channel], truth, mask))
 
 
-def held_out_cases(model: LoadedModel, data: Path, also: Sequence[Path]) -> list[BratsCase]:
+def held_out_cases(model: LoadedModel, data: Path, also: Sequence[Path]) -> list[CaseFiles]:
     """The model's test cases found in ``data``, and every case of ``also``."""
     test = set(model.manifest.training_data.test_cases)
     cases = [c for c in find_cases(data) if c.case_id in test]
