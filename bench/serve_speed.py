@@ -15,10 +15,7 @@ A script, not a test: one run prints one table.
     forward (``synnet.store.LoadedModel``: float32, the service's layout, one worker thread).
     So "× in-process" is what the HTTP layer, decoding, normalization, batching and encoding leave
     of the model's speed; "forward passes" is the server's own ``synnet_inference_seconds``.
-(d) **Serving paths** (``--paths``, :mod:`serving_paths`): TorchScript fp32 (today's), the exported
-    program, compiled fp32 and compiled bf16, each a fresh server on the same volume: start to ready,
-    first request, one volume and four in flight with ratios against TorchScript, RSS, and how far
-    each output is from TorchScript's.
+(d) **Serving paths** (``--paths``, :mod:`serving_paths`): today's TorchScript, export, compiled fp32 and bf16.
 
 Timed samples of different configurations are interleaved (one sample of each in turn, as in
 ``bench/train_speed.py``) and the median is reported: the machine is shared and drifts. On CUDA
@@ -46,20 +43,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import path_settings
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
-# Part (d): each serving path, the service's environment for it; the first is the reference (today's path).
-PATHS = {
-    "TorchScript fp32": {},
-    "export fp32": {"SYNNET_MODEL_FORMAT": "export"},
-    "compiled fp32": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true"},
-    "compiled bf16": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true", "SYNNET_PRECISION": "bf16"},
-    # the same server started again: it finds what the first compiled path left in inductor's cache
-    "compiled fp32, restarted": {"SYNNET_MODEL_FORMAT": "export", "SYNNET_COMPILE": "true"},
-}
 SIDE = 240  # a BraTS slice is 240×240
 PRECISIONS = ("fp32", "tf32", "bf16")
 DEFAULT_MODES = {
@@ -124,19 +113,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     server.add_argument("--volume-requests", type=int, default=5)
     server.add_argument("--slice-requests", type=int, default=64, help="requests per concurrency level")
     server.add_argument("--concurrency", default="1,8,32")
-    paths = parser.add_argument_group("serving paths (d)")
-    paths.add_argument(
-        "--paths",
-        help=f"comma-separated, or 'all': {', '.join(PATHS)} (the first is the reference); default: no (d)",
-    )
-    paths.add_argument("--skip-inprocess", action="store_true", help="leave out (a) and (b)")
-    paths.add_argument("--path-volumes", type=int, default=5, help="one-at-a-time volume requests per path")
-    paths.add_argument("--path-rounds", type=int, default=3, help="rounds of four volumes in flight per path")
+    path_settings.add_arguments(parser)
     args = parser.parse_args(argv)
-    args.paths = list(PATHS) if args.paths == "all" else (args.paths.split(",") if args.paths else [])
-    unknown = sorted(set(args.paths) - set(PATHS))
-    if unknown:
-        parser.error(f"unknown path(s) {unknown}; use {', '.join(PATHS)}")
+    args.paths = path_settings.chosen_paths(parser, args.paths)
     try:
         args.modes = [Mode.parse(m) for m in (args.modes or DEFAULT_MODES[args.device]).split(",")]
     except ValueError as error:
@@ -326,25 +305,15 @@ def server_rows(
     from synnet.store import default_channels_last
 
     results = measure_server(
-        args.model_store,
-        args.model,
-        args.device,
-        args.case,
-        volume_requests=args.volume_requests,
-        slice_requests=args.slice_requests,
-        concurrency=args.concurrency,
-    )
+        args.model_store, args.model, args.device, args.case, volume_requests=args.volume_requests,
+        slice_requests=args.slice_requests, concurrency=args.concurrency,
+    )  # fmt: skip
     device = torch.device(args.device)
 
     def rate_row(
-        what: str,
-        batch: str,
-        rate: float,
-        box: tuple[int, int],
-        ratio: float | None = None,
-        p50_s: float | None = None,
-        p99_s: float | None = None,
-    ) -> Row:
+        what: str, batch: str, rate: float, box: tuple[int, int], ratio: float | None = None,
+        p50_s: float | None = None, p99_s: float | None = None,
+    ) -> Row:  # fmt: skip
         gflops = rate * count_flops(module, (1, n_src, *box), device) / 1e9
         p50_ms, p99_ms = (None if t is None else 1e3 * t for t in (p50_s, p99_s))
         return Row("(c)", what, batch, rate, gflops, 100 * gflops / peak, ratio, p50_ms, p99_ms)
@@ -417,10 +386,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.paths:
         from serving_paths import measure_paths  # needs the service's dependencies, like (c)
 
-        paths = {name: PATHS[name] for name in args.paths}
-        lines, _ = measure_paths(args.model_store, args.model, args.case, paths, args.path_volumes, args.path_rounds)
-        print()
-        print("\n".join(lines))
+        lines, _ = measure_paths(args.model_store, args.model, args.case, args.paths, args.path_volumes,
+                                 args.path_rounds)  # fmt: skip
+        print("\n" + "\n".join(lines))
 
 
 def targets(rows: list[Row], peaks: dict[str, float]) -> list[str]:
@@ -452,6 +420,8 @@ def targets(rows: list[Row], peaks: dict[str, float]) -> list[str]:
 
 
 def header(device: torch.device, source: str) -> str:
+    from synnet.precision import cpu_name
+
     if device.type == "cuda":
         machine = torch.cuda.get_device_name(device)
     else:
@@ -461,14 +431,6 @@ def header(device: torch.device, source: str) -> str:
         )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"{stamp}; {machine}; torch {torch.__version__}, Python {platform.python_version()}; model {source}"
-
-
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def print_table(rows: list[Row]) -> None:

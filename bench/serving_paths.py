@@ -1,7 +1,7 @@
 """Part (d) of ``bench/serve_speed.py``: the serving paths compared through a real server, in one run.
 
 Each path is a fresh ``python -m service`` serving one model with its settings
-(``SYNNET_MODEL_FORMAT``, ``SYNNET_COMPILE``, ``SYNNET_PRECISION``; ``serve_speed.PATHS``). For each:
+(``SYNNET_MODEL_FORMAT``, ``SYNNET_COMPILE``, ``SYNNET_PRECISION``; ``path_settings.PATHS``). For each:
 the seconds from start to ready (loading, warm-up, compiling), the first volume request after
 ready, one volume at a time (median), four volumes in flight (wall time per volume, median), the
 server's resident memory after the loads (and its peak; the servers share one inductor cache, empty
@@ -84,7 +84,11 @@ def case_truth(case: Path | None, manifest: ModelManifest, files: Files) -> Trut
 
 
 def measure_paths(
-    store: Path, model_name: str, case: Path | None, paths: dict[str, dict[str, str]], volume_requests: int,
+    store: Path,
+    model_name: str,
+    case: Path | None,
+    paths: dict[str, dict[str, str]],
+    volume_requests: int,
     rounds: int,
 ) -> tuple[list[str], list[PathResult]]:
     """Every path (name → the service's environment; the first is the reference) on one volume.
@@ -170,6 +174,7 @@ def table(label: str, manifest: ModelManifest, results: list[PathResult], truth:
         "in-brain PSNR / SSIM |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
     def quality(r: PathResult) -> str:
         if truth is None:
             return ""

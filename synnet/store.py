@@ -12,9 +12,8 @@ reason, never skipped silently, and never stops the other models from loading.
 How a model runs is decided here once, for the service, evaluation, the CLI and the Python API:
 the device and memory layout (:func:`resolve_device`, :func:`default_channels_last`), the file
 format (:data:`MODEL_FORMATS`: TorchScript, the default, or the exported program), compilation
-(:mod:`synnet.compiled`, exported programs only) and precision (:mod:`synnet.precision`: bf16 only
-on hardware that has it and for models whose measured cost allows it). Export and the Triton
-writer write through :func:`staged_folder`.
+(:mod:`synnet.compiled`, exported programs only) and precision (:mod:`synnet.precision`: bf16 only on
+hardware that has it and for models whose measured cost allows it). Export and Triton use :func:`staged_folder`.
 """
 
 from __future__ import annotations
