@@ -50,4 +50,3 @@ def _serving(model: LoadedModel) -> ModelServing:
         compiled_graphs=compiled.warmup_graphs if compiled else None,
         recompilations=compiled.recompilations if compiled else None, notes=serving.notes,
     )  # fmt: skip
-

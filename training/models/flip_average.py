@@ -135,4 +135,3 @@ def _averaged(
 ) -> torch.Tensor:
     """What the wrappers return when a row averages, as the exported program computes it (``y = forward(x)``)."""
     return torch.where(keep, flip_mean(forward, x, y), y)
-
