@@ -15,6 +15,7 @@ A script, not a test: one run prints one table.
     forward (``synnet.store.LoadedModel``: float32, the service's layout, one worker thread).
     So "× in-process" is what the HTTP layer, decoding, normalization, batching and encoding leave
     of the model's speed; "forward passes" is the server's own ``synnet_inference_seconds``.
+(d) **Serving paths** (``--paths``, :mod:`serving_paths`): today's TorchScript, export, compiled fp32 and bf16.
 
 Timed samples of different configurations are interleaved (one sample of each in turn, as in
 ``bench/train_speed.py``) and the median is reported: the machine is shared and drifts. On CUDA
@@ -23,6 +24,8 @@ the times come from CUDA events, cuDNN autotuning is on, and TF32 is set explici
     python bench/serve_speed.py --case ../shared/data/brats18/Brats18_CBICA_ABM_1   # docs/benchmarks.md
     python bench/serve_speed.py                        # without a case: a generated phantom volume
     python bench/serve_speed.py --device cuda --skip-server
+    python bench/serve_speed.py --case ../shared/data/brats18/Brats18_CBICA_ABM_1 --paths all --skip-server \
+        --skip-inprocess                               # only (d), the serving paths
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import path_settings
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -109,7 +113,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     server.add_argument("--volume-requests", type=int, default=5)
     server.add_argument("--slice-requests", type=int, default=64, help="requests per concurrency level")
     server.add_argument("--concurrency", default="1,8,32")
+    path_settings.add_arguments(parser)
     args = parser.parse_args(argv)
+    args.paths = path_settings.chosen_paths(parser, args.paths)
     try:
         args.modes = [Mode.parse(m) for m in (args.modes or DEFAULT_MODES[args.device]).split(",")]
     except ValueError as error:
@@ -299,25 +305,15 @@ def server_rows(
     from synnet.store import default_channels_last
 
     results = measure_server(
-        args.model_store,
-        args.model,
-        args.device,
-        args.case,
-        volume_requests=args.volume_requests,
-        slice_requests=args.slice_requests,
-        concurrency=args.concurrency,
-    )
+        args.model_store, args.model, args.device, args.case, volume_requests=args.volume_requests,
+        slice_requests=args.slice_requests, concurrency=args.concurrency,
+    )  # fmt: skip
     device = torch.device(args.device)
 
     def rate_row(
-        what: str,
-        batch: str,
-        rate: float,
-        box: tuple[int, int],
-        ratio: float | None = None,
-        p50_s: float | None = None,
-        p99_s: float | None = None,
-    ) -> Row:
+        what: str, batch: str, rate: float, box: tuple[int, int], ratio: float | None = None,
+        p50_s: float | None = None, p99_s: float | None = None,
+    ) -> Row:  # fmt: skip
         gflops = rate * count_flops(module, (1, n_src, *box), device) / 1e9
         p50_ms, p99_ms = (None if t is None else 1e3 * t for t in (p50_s, p99_s))
         return Row("(c)", what, batch, rate, gflops, 100 * gflops / peak, ratio, p50_ms, p99_ms)
@@ -372,17 +368,27 @@ def main(argv: list[str] | None = None) -> None:
     module, n_src, source = load_torchscript(args, device)
     print(f"{header(device, source)}; malloc {malloc}")
     print()
-    rows, peaks = peak_rows(args, device)
-    model, _ = model_rows(args, device, module, n_src, peaks)
-    rows += model
+    rows: list[Row] = []
+    peaks = {"fp32": float("nan")}
+    if not args.skip_inprocess:
+        rows, peaks = peak_rows(args, device)
+        model, _ = model_rows(args, device, module, n_src, peaks)
+        rows += model
     notes: list[str] = []
     if not args.skip_server:
         server, notes = server_rows(args, module, n_src, peaks["fp32"])
         rows += server
-    print_table(rows)
-    print()
+    if rows:
+        print_table(rows)
+        print()
     for note in notes + targets(rows, peaks):
         print(note)
+    if args.paths:
+        from serving_paths import measure_paths  # needs the service's dependencies, like (c)
+
+        lines, _ = measure_paths(args.model_store, args.model, args.case, args.paths, args.path_volumes,
+                                 args.path_rounds)  # fmt: skip
+        print("\n" + "\n".join(lines))
 
 
 def targets(rows: list[Row], peaks: dict[str, float]) -> list[str]:
@@ -414,6 +420,8 @@ def targets(rows: list[Row], peaks: dict[str, float]) -> list[str]:
 
 
 def header(device: torch.device, source: str) -> str:
+    from synnet.precision import cpu_name
+
     if device.type == "cuda":
         machine = torch.cuda.get_device_name(device)
     else:
@@ -423,14 +431,6 @@ def header(device: torch.device, source: str) -> str:
         )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"{stamp}; {machine}; torch {torch.__version__}, Python {platform.python_version()}; model {source}"
-
-
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def print_table(rows: list[Row]) -> None:

@@ -109,11 +109,11 @@ def measure_server(
         label, volume = volume_files(case, model.manifest.src, workdir)
         with (
             ThreadPoolExecutor(1, "reference-inference") as executor,
-            running_service(one_model, device, workdir / "service.log") as url,
+            running_service(one_model, device, workdir / "service.log") as service,
         ):
             reference = Reference(model, executor)
             return asyncio.run(
-                _measure(url, reference, settings, label, volume, volume_requests, slice_requests, concurrency)
+                _measure(service.url, reference, settings, label, volume, volume_requests, slice_requests, concurrency)
             )
 
 
@@ -320,18 +320,32 @@ async def inference_seconds(client: httpx.AsyncClient, model: str) -> float:
 # --- the service process ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunningService:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def running_service(store: Path, device: str, log: Path) -> Iterator[str]:
-    """``python -m service`` on a free port of 127.0.0.1, until ``/readyz`` answers 200; stopped after."""
+def running_service(
+    store: Path,
+    device: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> Iterator[RunningService]:
+    """``python -m service`` (with ``env`` added to its environment) on a free port of 127.0.0.1, until
+    ``/readyz`` answers 200; stopped after."""
     port = free_port()
-    env = {**os.environ, "SYNNET_DEVICE": device, "SYNNET_LOG_LEVEL": "warning"}
+    env = {**os.environ, "SYNNET_DEVICE": device, "SYNNET_LOG_LEVEL": "warning", **(env or {})}
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port), "--model-store", str(store)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, log)
-        yield url
+        wait_ready(url, process, log, ready_timeout_s)
+        yield RunningService(url, process.pid)
     finally:
         process.terminate()
         try:
@@ -341,8 +355,8 @@ def running_service(store: Path, device: str, log: Path) -> Iterator[str]:
             process.wait()
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the service exited with {process.returncode}:\n{log.read_text()[-2000:]}")
@@ -350,7 +364,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
             if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
                 return
         time.sleep(0.2)
-    raise RuntimeError(f"the service was not ready after {READY_TIMEOUT_S:.0f} s:\n{log.read_text()[-2000:]}")
+    raise RuntimeError(f"the service was not ready after {timeout_s:.0f} s:\n{log.read_text()[-2000:]}")
 
 
 def free_port() -> int:

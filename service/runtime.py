@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -18,7 +19,7 @@ from service.batcher import Batcher
 from service.errors import NotReadyError
 from service.observability import ServiceMetrics
 from service.settings import Settings
-from synnet.store import LoadedModel, ModelStore, resolve_device
+from synnet.store import LoadedModel, ModelStore, check_serving, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics
         self.device = resolve_device(settings.device)
+        # bf16 on a CPU without it stops the start here, with the reason, before any model loads
+        check_serving(
+            self.device, settings.model_format, settings.precision, settings.compile, store=settings.model_store
+        )
         self.batch_size = settings.batch_size_for(self.device.type)
         # One worker thread: forward passes run one at a time, each using all intra-op threads.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synnet-inference")
@@ -42,6 +47,7 @@ class Runtime:
         self.store: ModelStore | None = None
         self.batchers: dict[str, Batcher] = {}
         self.ready = asyncio.Event()
+        self.load_seconds: float | None = None
         self._loading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -61,15 +67,18 @@ class Runtime:
     async def _load(self) -> None:
         settings = self.settings
         logger.info(
-            "loading models from %s on %s (batch size %d, delay %g s)",
+            "loading models from %s on %s (batch size %d, delay %g s; %s, %s%s)",
             settings.model_store, self.device, self.batch_size, settings.batch_delay_for(self.device.type),
+            settings.model_format, settings.precision, f", compiling {settings.compile}" if settings.compile else "",
         )
+        started = time.perf_counter()
         try:
             store = await asyncio.get_running_loop().run_in_executor(
                 self.executor,
                 lambda: ModelStore.load(
                     settings.model_store, self.device, autocast=settings.autocast_dtype,
-                    channels_last=settings.channels_last,
+                    channels_last=settings.channels_last, model_format=settings.model_format,
+                    precision=settings.precision, compile=settings.compile,
                 ),
             )
         except Exception:
@@ -79,10 +88,14 @@ class Runtime:
             self.batchers[model.name] = self._batcher(model)
             self.batchers[model.name].start()
         self.store = store
+        self.load_seconds = time.perf_counter() - started
         self.metrics.models_available.set(len(store))
         self.metrics.models_failed.set(len(store.unavailable))
         self.ready.set()
-        logger.info("%d model(s) serving, %d unavailable", len(store), len(store.unavailable))
+        logger.info(
+            "%d model(s) serving, %d unavailable; loading and warm-up took %.1f s",
+            len(store), len(store.unavailable), self.load_seconds,
+        )
 
     def _batcher(self, model: LoadedModel) -> Batcher:
         metrics, name = self.metrics, model.name

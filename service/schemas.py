@@ -83,10 +83,26 @@ class FailedModel(BaseModel):
     reason: str
 
 
+class ModelServing(BaseModel):
+    """How one model serves (SYNNET_MODEL_FORMAT, SYNNET_PRECISION, SYNNET_COMPILE) and what loading it took."""
+
+    name: str
+    format: Literal["torchscript", "export"]
+    precision: Literal["fp32", "bf16", "fp16"] = Field(description="fp16 only by SYNNET_AUTOCAST_DTYPE on CUDA")
+    compiled: bool
+    load_seconds: float = Field(description="loading, verifying and warming up (compiling included)")
+    compile_seconds: float | None = Field(default=None, description="torch.compile's warm-up")
+    compiled_graphs: int | None = Field(default=None, description="graphs torch.compile made at the warm-up")
+    recompilations: int | None = Field(default=None, description="graphs it made since, serving (0 is the aim)")
+    notes: list[str] = Field(default_factory=list, description="where it serves otherwise than asked, and why")
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "loading", "unavailable"]
     models: list[str] = Field(description="models loaded and serving")
     failed: list[FailedModel] = Field(description="models that could not be loaded, and why")
+    load_seconds: float | None = Field(default=None, description="loading and warming up every model, at start-up")
+    serving: list[ModelServing] = Field(default_factory=list, description="how each model serves")
 
 
 class TargetRoute(BaseModel):

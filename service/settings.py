@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from synnet.imageio.write import DEFAULT_GZIP_LEVEL
@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     )
     channels_last: bool | None = Field(
         default=None, description="feed the network NHWC tensors; None: synnet.store.default_channels_last"
+    )
+    model_format: Literal["torchscript", "export"] = Field(
+        default="torchscript", description="serve model.pt (TorchScript) or model.pt2 (torch.export program)"
+    )
+    compile: Annotated[bool | list[str], NoDecode] = Field(
+        default=False,
+        description="serve exported programs through torch.compile, compiled at start-up: true (every model), "
+        "false, or comma-separated model names",
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="bf16: autocast where the CPU has AVX512-BF16 or AMX (or on a GPU), for the models whose "
+        "recorded bf16 cost is small enough (synnet.precision); fp32 for the others",
     )
     torch_threads: int | None = Field(default=None, ge=1, description="intra-op threads; None keeps torch's default")
     crop_to_brain: bool = Field(default=True, description="run the network on the brain's bounding box only")
@@ -81,6 +94,25 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_models(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off", ""):
+            return text.lower() in ("true", "1", "yes", "on")
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+    @model_validator(mode="after")
+    def _compile_needs_programs(self) -> Settings:
+        if self.compile and self.model_format != "export":
+            raise ValueError(
+                "SYNNET_COMPILE needs SYNNET_MODEL_FORMAT=export: torch.compile traces the exported "
+                "programs (model.pt2), it cannot trace TorchScript"
+            )
+        return self
 
     @property
     def auth_enabled(self) -> bool:

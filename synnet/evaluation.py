@@ -2,7 +2,8 @@
 
 Kept beside the manifest rather than inside it: the manifest is sealed by the model's digest
 (:func:`synnet.manifest.model_digest`), and scoring a model must not rewrite what it is verified
-by. Routing and ``/models`` read these scores to say how good a model is.
+by. Routing and ``/models`` read these scores to say how good a model is; the store reads the bf16
+cost (``training.precision_cost``) to decide whether the model may serve bf16 (:mod:`synnet.precision`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,42 @@ class ConfigurationScore(BaseModel):
     metrics: HeldOutMetrics
 
 
+class PrecisionCheck(BaseModel):
+    """In-brain scores of one configuration in fp32 and in bf16, means over the cases; loss = fp32 − bf16."""
+
+    src: list[Modality]
+    target: Modality
+    psnr_brain_fp32: float
+    psnr_brain_bf16: float
+    ssim_brain_fp32: float
+    ssim_brain_bf16: float
+    psnr_brain_loss: float
+    ssim_brain_loss: float
+    worst_case_psnr_brain_loss: float = Field(description="the largest loss of one case")
+    worst_case_ssim_brain_loss: float
+
+
+class PrecisionCost(BaseModel):
+    """What serving bf16 (autocast) instead of fp32 costs the model's outputs, measured on held-out cases."""
+
+    cases: list[str] = Field(description="the cases scored, as <dataset>/<case>")
+    cpu: str = Field(description="where it was measured (bf16 kernels differ between AMX, AVX512-BF16 and GPUs)")
+    torch: str
+    sha256: str = Field(description="the digest of the model measured: a re-exported model needs measuring again")
+    command: str
+    configurations: list[PrecisionCheck]
+
+    @property
+    def psnr_brain_loss(self) -> float:
+        """The worst configuration's mean in-brain PSNR loss (dB)."""
+        return max(c.psnr_brain_loss for c in self.configurations)
+
+    @property
+    def ssim_brain_loss(self) -> float:
+        """The worst configuration's mean in-brain SSIM loss."""
+        return max(c.ssim_brain_loss for c in self.configurations)
+
+
 class EvaluationRecord(BaseModel):
     """Mean (and spread) over held-out cases of each target's scores, and what they were measured on.
 
@@ -62,6 +99,9 @@ class EvaluationRecord(BaseModel):
     configurations: list[ConfigurationScore] = Field(default_factory=list)
     test: dict[str, DatasetScores] = Field(default_factory=dict, description="test scores by dataset name")
     data: dict[str, Any] = Field(default_factory=dict, description="data folder, cases, command")
+    bf16: PrecisionCost | None = Field(
+        default=None, description="what bf16 costs the outputs (training.precision_cost)"
+    )
 
     def score(self, src: Iterable[Modality], target: Modality) -> ConfigurationScore | None:
         """The scores for ``target`` from ``src``, else from the closest evaluated sources, else None.
@@ -84,7 +124,8 @@ class EvaluationRecord(BaseModel):
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / EVALUATION_FILE
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+        unmeasured = {"bf16"} if self.bf16 is None else set()
+        path.write_text(json.dumps(self.model_dump(mode="json", exclude=unmeasured), indent=2) + "\n")
         return path
 
     @classmethod

@@ -1,10 +1,12 @@
 """The model manifest: everything the service must know about a model, stored beside its weights.
 
-``model_store/<name>/manifest.json`` sits next to ``model.pt`` (TorchScript). Training writes it;
+``model_store/<name>/manifest.json`` sits next to ``model.pt`` (TorchScript) and ``model.pt2`` (the same
+network as a ``torch.export`` program, :data:`PROGRAM_FILE`). Training writes it;
 the service reads it to route requests, normalize inputs exactly as training did, map outputs
 back to raw units, and refuse a model whose digest does not match.
 
-The digest (``sha256``, :func:`model_digest`) covers the model file *and* every manifest field
+The digest (``sha256``, :func:`model_digest`) covers the model file, the exported program when the
+manifest names one, *and* every manifest field
 that changes what the model returns for an upload (:data:`OUTPUT_FIELDS`: source and target order,
 normalization, output reference, input spec), so editing any of them after export makes the
 model unusable instead of silently wrong. Descriptive fields (name, training record, validation
@@ -30,9 +32,19 @@ from synnet.scores import TargetMetrics
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.pt"
+PROGRAM_FILE = "model.pt2"
 SCHEMA_VERSION = 2  # 2: sha256 covers OUTPUT_FIELDS too; held-out scores moved to evaluation.json
 # Manifest fields that change a model's outputs for a given upload: part of its digest.
-OUTPUT_FIELDS = ("model_file", "src", "dst", "normalization", "output_reference", "input", "any_to_any")
+OUTPUT_FIELDS = (
+    "model_file",
+    "src",
+    "dst",
+    "normalization",
+    "output_reference",
+    "input",
+    "any_to_any",
+    "exported_program",
+)
 
 
 class ArchitectureSpec(BaseModel):
@@ -157,7 +169,14 @@ class ModelManifest(BaseModel):
     )
     frameworks: dict[str, str] = Field(default_factory=dict)
     model_file: str = MODEL_FILE
-    sha256: str = Field(description="model_digest(): the model file and the OUTPUT_FIELDS of this manifest")
+    exported_program: str | None = Field(
+        default=None,
+        description="the torch.export program of the same network beside the model file (model.pt2); "
+        "its inputs' H and W are multiples of input.multiple_of",
+    )
+    sha256: str = Field(
+        description="model_digest(): the model file, the exported program and the OUTPUT_FIELDS of this manifest"
+    )
     created: datetime
 
     @field_validator("schema_version")
@@ -198,7 +217,9 @@ class ModelManifest(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The manifest as shown to API users: no file names or framework internals."""
-        return self.model_dump(mode="json", exclude={"model_file", "frameworks", "output_reference"})
+        return self.model_dump(
+            mode="json", exclude={"model_file", "exported_program", "frameworks", "output_reference"}
+        )
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / MANIFEST_FILE
@@ -211,12 +232,16 @@ class ModelManifest(BaseModel):
 
 
 def model_digest(model_path: str | Path, manifest: ModelManifest) -> str:
-    """sha256 over the model file's bytes and the canonical JSON of the manifest's :data:`OUTPUT_FIELDS`."""
+    """sha256 over the model file's bytes, the exported program's beside it (when the manifest names one)
+    and the canonical JSON of the manifest's :data:`OUTPUT_FIELDS`."""
     digest = hashlib.sha256(bytes.fromhex(sha256_file(model_path)))
+    if manifest.exported_program is not None:
+        digest.update(bytes.fromhex(sha256_file(Path(model_path).parent / manifest.exported_program)))
     fields = manifest.model_dump(mode="json", include=set(OUTPUT_FIELDS))
     # fields at their default are left out, so digests of models exported before the field stay valid
-    if not fields["any_to_any"]:
-        del fields["any_to_any"]
+    for default_false in ("any_to_any", "exported_program"):
+        if not fields[default_false]:
+            del fields[default_false]
     if not fields["input"]["context_slices"]:
         del fields["input"]["context_slices"]
     if fields["normalization"]["target_anchor"] == "percentile":

@@ -1,17 +1,19 @@
 """The model store: discover, validate, load, verify and warm up models; write model folders atomically.
 
 ``<store>/<name>/`` holds ``manifest.json`` (:class:`synnet.manifest.ModelManifest`), the
-TorchScript file it names, and optionally ``evaluation.json`` (held-out scores written by
-``training.evaluate``; kept apart so that scoring a model never rewrites the manifest it is
-verified by). A model is usable only if its manifest parses, its digest
-(:func:`synnet.manifest.model_digest`: the weights *and* every manifest field that changes
-outputs) matches, TorchScript loads it, and a few warm-up forwards return finite
-``(1, len(dst), H, W)``. Any other folder is reported with its reason, never skipped silently,
-and never stops the other models from loading.
+TorchScript file it names, the exported program beside it (``model.pt2``, when the manifest names
+one), and optionally ``evaluation.json`` (held-out scores written by ``training.evaluate``; kept
+apart so that scoring a model never rewrites the manifest it is verified by). A model is usable
+only if its manifest parses, its digest (:func:`synnet.manifest.model_digest`: the weights *and*
+every manifest field that changes outputs) matches, the format asked for loads it, and a few
+warm-up forwards return finite ``(1, len(dst), H, W)``. Any other folder is reported with its
+reason, never skipped silently, and never stops the other models from loading.
 
-The service, evaluation, the CLI and the Python API all load models here, so one device and
-memory-layout policy holds everywhere (:func:`resolve_device`, :func:`default_channels_last`).
-Export and the Triton writer write through :func:`staged_folder`.
+How a model runs is decided here once, for the service, evaluation, the CLI and the Python API:
+the device and memory layout (:func:`resolve_device`, :func:`default_channels_last`), the file
+format (:data:`MODEL_FORMATS`: TorchScript, the default, or the exported program), compilation
+(:mod:`synnet.compiled`, exported programs only) and precision (:mod:`synnet.precision`: bf16 only on
+hardware that has it and for models whose measured cost allows it). Export and Triton use :func:`staged_folder`.
 """
 
 from __future__ import annotations
@@ -22,19 +24,24 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from synnet.compiled import WARMUP_SHAPES, CompileReport, compile_program
 from synnet.errors import SynnetError
 from synnet.evaluation import EvaluationRecord
 from synnet.manifest import MANIFEST_FILE, ModelManifest, model_digest
+from synnet.precision import bf16_refusal, check_precision
+from synnet.program import load_program
 
 logger = logging.getLogger(__name__)
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The files a model can be served from: model.pt (TorchScript, the default) or model.pt2 (torch.export).
+MODEL_FORMATS = ("torchscript", "export")
 # TorchScript's profiling executor optimizes a graph on its second and third calls; paying that
 # at load time (about a second for SynNet on a CPU) keeps it off the first user's request.
 WARMUP_RUNS = 3
@@ -90,15 +97,27 @@ def as_channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class Serving:
+    """How a loaded model runs, and why where it runs otherwise than asked (shown by /readyz)."""
+
+    model_format: str = "torchscript"
+    precision: str = "fp32"
+    compiled: CompileReport | None = None
+    load_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class LoadedModel:
-    """A verified TorchScript model and how to run it; ``forward`` is the one way to call it."""
+    """A verified model and how to run it; ``forward`` is the one way to call it."""
 
     manifest: ModelManifest
-    module: torch.jit.ScriptModule
+    module: Callable[..., torch.Tensor]
     device: torch.device
     autocast_dtype: torch.dtype | None = None
     channels_last: bool = True
     evaluation: EvaluationRecord | None = None
+    serving: Serving = field(default_factory=Serving)
 
     @property
     def name(self) -> str:
@@ -123,9 +142,9 @@ class LoadedModel:
             return y.float().cpu().contiguous()
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.autocast_dtype is None or self.device.type != "cuda":
+        if self.autocast_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
 
 @dataclass(frozen=True)
@@ -176,6 +195,9 @@ class ModelStore:
         autocast: str = "none",
         channels_last: bool | None = None,
         names: list[str] | None = None,
+        model_format: str = "torchscript",
+        precision: str = "fp32",
+        compile: bool | Collection[str] = False,
     ) -> ModelStore:
         """Load every model folder under ``store`` (or only ``names``); failures are recorded, never raised.
 
@@ -183,8 +205,16 @@ class ModelStore:
             device: ``auto``, ``cpu``, ``cuda`` or a torch device.
             autocast: ``none``, ``bf16`` or ``fp16``; honoured on CUDA only.
             channels_last: NHWC inputs; None follows :func:`default_channels_last`.
+            model_format: ``torchscript`` (model.pt) or ``export`` (model.pt2).
+            precision: ``fp32`` or ``bf16`` (see :mod:`synnet.precision`).
+            compile: serve the exported programs through ``torch.compile``, compiled here: every model's
+                (True), or the named models' (on two cores a flip-averaged model takes minutes).
+
+        Raises:
+            StoreError: settings no model could be served with (bf16 on a CPU without it: ``bad_precision``).
         """
         device = resolve_device(device)
+        check_serving(device, model_format, precision, compile, store=Path(store))
         layout = default_channels_last(device) if channels_last is None else channels_last
         autocast_dtype = AUTOCAST_DTYPES.get(autocast)
         if autocast_dtype is not None and device.type != "cuda":
@@ -199,9 +229,11 @@ class ModelStore:
         for folder in model_folders(store):
             if names is not None and folder.name not in names:
                 continue
-            started = time.perf_counter()
             try:
-                model = load_model(folder, device, autocast_dtype=autocast_dtype, channels_last=layout)
+                model = load_model(
+                    folder, device, autocast_dtype=autocast_dtype, channels_last=layout,
+                    model_format=model_format, precision=precision, compile=compiles(compile, folder.name),
+                )  # fmt: skip
                 if model.name in models:
                     raise StoreError(f"duplicate model name {model.name!r} (also in another folder)")
             except Exception as exc:  # a broken model must never stop the others
@@ -210,10 +242,15 @@ class ModelStore:
                 unavailable.append(Unavailable(folder.name, reason.splitlines()[0][:300]))
                 continue
             models[model.name] = model
+            compiled = model.serving.compiled
             logger.info(
-                "loaded model %s (%s -> %s) on %s in %.2fs", model.name, ",".join(model.manifest.src),
-                ",".join(model.manifest.dst), device, time.perf_counter() - started,
+                "loaded model %s (%s -> %s) on %s from %s, %s%s in %.2fs", model.name, ",".join(model.manifest.src),
+                ",".join(model.manifest.dst), device, model.serving.model_format, model.serving.precision,
+                f", compiled in {compiled.seconds:.1f}s ({compiled.warmup_graphs} graphs)" if compiled else "",
+                model.serving.load_seconds,
             )
+            for note in model.serving.notes:
+                logger.warning("model %s: %s", model.name, note)
         return cls(models, unavailable)
 
 
@@ -233,13 +270,53 @@ def read_manifest(folder: Path) -> ModelManifest:
     model_path = folder / manifest.model_file
     if not model_path.is_file():
         raise StoreError(f"model file {manifest.model_file} not found")
+    if manifest.exported_program is not None and not (folder / manifest.exported_program).is_file():
+        raise StoreError(f"exported program {manifest.exported_program} not found (the manifest names it)")
     digest = model_digest(model_path, manifest)
     if digest != manifest.sha256:
         raise StoreError(
             f"sha256 mismatch: model file and output fields give {digest[:12]}…, manifest says {manifest.sha256[:12]}… "
-            "(the weights, src/dst order, normalization, output reference or input spec were changed after export)"
+            "(the weights, the exported program, src/dst order, normalization, output reference or input spec "
+            "were changed after export)"
         )
     return manifest
+
+
+def compiles(compile: bool | Collection[str], name: str) -> bool:
+    """Whether the model ``name`` is compiled under the ``compile`` setting (all, none, or the named ones)."""
+    return compile if isinstance(compile, bool) else name in compile
+
+
+def check_serving(
+    device: torch.device, model_format: str, precision: str, compile: bool | Collection[str], store: Path | None = None
+) -> None:
+    """Refuse settings no model could be served with, naming them (before any model is loaded).
+
+    With ``store``, models named in ``compile`` must be folders of it.
+    """
+    if model_format not in MODEL_FORMATS:
+        raise StoreError(f"model format {model_format!r} is not one of {', '.join(MODEL_FORMATS)}", code="bad_setting")
+    if compile and model_format != "export":
+        raise StoreError(
+            "compiling needs the exported programs (model format 'export'): torch.compile cannot trace TorchScript",
+            code="bad_setting",
+        )
+    if precision == "bf16" and model_format != "export":
+        raise StoreError(
+            "bf16 serves from the exported programs (model format 'export'): their bf16 cost is the one recorded, "
+            "and TorchScript ran SynNet 8x slower under bf16 autocast than in fp32",
+            code="bad_setting",
+        )
+    if store is not None and not isinstance(compile, bool) and store.is_dir():
+        held = {folder.name for folder in model_folders(store)}
+        unknown = sorted(set(compile) - held)
+        if unknown:
+            raise StoreError(
+                f"asked to compile {', '.join(unknown)}, which the store {store} does not hold; "
+                f"it holds {', '.join(sorted(held)) or 'no model'}",
+                code="bad_setting",
+            )
+    check_precision(precision, device)
 
 
 def load_model(
@@ -248,43 +325,102 @@ def load_model(
     *,
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool | None = None,
+    model_format: str = "torchscript",
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> LoadedModel:
-    """Load, verify and warm up one model folder; :class:`StoreError` says what is wrong with it."""
+    """Load, verify and warm up one model folder; :class:`StoreError` says what is wrong with it.
+
+    ``precision="bf16"`` runs the model under bf16 autocast only where its recorded cost allows
+    (:func:`synnet.precision.bf16_refusal`); otherwise it serves fp32 and ``serving.notes`` says why.
+    """
+    started = time.perf_counter()
     folder = Path(folder)
     device = resolve_device(device)
+    check_serving(device, model_format, precision, compile)
     manifest = read_manifest(folder)
     missing = [m.value for m in manifest.dst if m not in manifest.output_reference]
     if missing:  # outputs could not be mapped back to raw units
         raise StoreError(f"manifest has no output_reference for {', '.join(missing)}")
+    module = _load_module(folder, manifest, device, model_format)
+    layout = default_channels_last(device) if channels_last is None else channels_last
+    evaluation = EvaluationRecord.load_if_present(folder)
+    serving = Serving(model_format=model_format)
+    if precision == "bf16":
+        refusal = bf16_refusal(evaluation, manifest.sha256)
+        if refusal is None:
+            autocast_dtype = torch.bfloat16
+        else:
+            serving.notes.append(f"serves fp32: {refusal}")
+    # what runs, also where SYNNET_AUTOCAST_DTYPE asked for mixed precision on CUDA
+    serving.precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(autocast_dtype, "fp32")
+    model = LoadedModel(manifest, module, device, autocast_dtype, layout, evaluation, serving)
+    _warm_up(model)
+    if compile:
+        _compile(model)
+    serving.load_seconds = time.perf_counter() - started
+    return model
+
+
+def _load_module(
+    folder: Path, manifest: ModelManifest, device: torch.device, model_format: str
+) -> Callable[..., torch.Tensor]:
+    if model_format == "export":
+        if manifest.exported_program is None:
+            raise StoreError(
+                "no exported program (model.pt2) beside its TorchScript file; "
+                f"python -m training.export --programs --out {folder.parent} writes one"
+            )
+        try:
+            return load_program(folder / manifest.exported_program, device)
+        except Exception as exc:
+            why = str(exc).splitlines()[0]
+            raise StoreError(f"torch.export could not load {manifest.exported_program}: {why}") from exc
     try:
-        with warnings.catch_warnings():  # TorchScript is this project's deliberate export format
+        with warnings.catch_warnings():  # TorchScript is this project's deliberate default format
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated", category=DeprecationWarning)
             module = torch.jit.load(str(folder / manifest.model_file), map_location=device)
     except Exception as exc:
         raise StoreError(f"TorchScript could not load {manifest.model_file}: {str(exc).splitlines()[0]}") from exc
     module.eval()
-    layout = default_channels_last(device) if channels_last is None else channels_last
-    evaluation = EvaluationRecord.load_if_present(folder)
-    model = LoadedModel(manifest, module, device, autocast_dtype, layout, evaluation)
-    _warm_up(model)
-    return model
+    return module
 
 
-def _warm_up(model: LoadedModel) -> None:
-    """A few forwards on a small input: prove the model matches its manifest and pay lazy init costs."""
+def _compile(model: LoadedModel) -> None:
+    """Serve ``model`` through ``torch.compile``, compiled now; uncompiled, with a note, where inductor fails."""
+    program = model.module
+
+    def warm_up(compiled: Callable[..., torch.Tensor]) -> None:
+        model.module = compiled
+        for shape in WARMUP_SHAPES:
+            _warm_up(model, shape)
+
+    try:
+        model.module, model.serving.compiled = compile_program(program, warm_up)
+    except Exception as exc:  # inductor reports what it cannot lower with many types
+        model.module = program
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        model.serving.notes.append(f"serves uncompiled: torch.compile failed ({type(exc).__name__}: {reason})")
+
+
+def _warm_up(model: LoadedModel, size: tuple[int, int, int] | None = None) -> None:
+    """A few forwards on a small input (or one of ``size`` = (batch, H, W)): prove the model matches its
+    manifest and pay lazy init costs."""
     manifest = model.manifest
-    side = max(manifest.input.min_size, manifest.input.multiple_of, 32)
-    side += (-side) % manifest.input.multiple_of
-    x = torch.rand(1, manifest.input_channels, side, side, generator=torch.Generator().manual_seed(0))
+    if size is None:
+        side = max(manifest.input.min_size, manifest.input.multiple_of, 32)
+        side += (-side) % manifest.input.multiple_of
+        size = (1, side, side)
+    shape = (size[0], manifest.input_channels, size[1], size[2])
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     if manifest.any_to_any:  # one source given: every other decoder arm runs
         x[:, 1:] = float("nan")
     try:
         for _ in range(WARMUP_RUNS):
             y = model.forward(x)
     except Exception as exc:
-        shape = (1, manifest.input_channels, side, side)
         raise StoreError(f"warm-up forward failed for input {shape}: {str(exc).splitlines()[0]}") from exc
-    expected = (1, len(manifest.dst), side, side)
+    expected = (size[0], len(manifest.dst), size[1], size[2])
     if tuple(y.shape) != expected:
         raise StoreError(f"model returns shape {tuple(y.shape)} for a {expected} output per the manifest")
     if not torch.isfinite(y).all():

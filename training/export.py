@@ -1,13 +1,17 @@
-"""Export a trained network as frozen TorchScript plus its manifest, verifying the result.
+"""Export a trained network as frozen TorchScript, its ``torch.export`` program and its manifest, verified.
 
-The service loads only what this module writes: ``<store>/<name>/model.pt`` and
-``<store>/<name>/manifest.json``. Export therefore checks itself (script → freeze → save → reload
-→ compare with eager) and refuses to write a model whose reloaded outputs drift from the eager
-ones by more than 1e-5, instead of letting the service discover it.
+The service loads only what this module writes: ``<store>/<name>/model.pt`` (TorchScript, the
+default), ``<store>/<name>/model.pt2`` (the same network as an exported program,
+:mod:`training.program`) and ``<store>/<name>/manifest.json``, whose digest covers both files.
+Export therefore checks itself (script → freeze → save → reload → compare with eager; export →
+save → load → compare with model.pt) and refuses to write a model whose reloaded outputs drift by
+more than 1e-5, instead of letting the service discover it.
 
-CLI, to re-export a training checkpoint (e.g. the best one of an interrupted run)::
+CLI, to re-export a training checkpoint (e.g. the best one of an interrupted run), or to give the
+models of a store that have none their exported program::
 
     python -m training.export runs/synnet_t1_to_t2/best.pt --out model_store --name synnet_t1_to_t2
+    python -m training.export --programs --out model_store
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import copy
 import logging
 import platform
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +32,12 @@ from torch import nn
 
 import synnet
 from synnet.errors import SynnetError
-from synnet.manifest import MODEL_FILE, ModelManifest
+from synnet.manifest import MANIFEST_FILE, MODEL_FILE, PROGRAM_FILE, ModelManifest
 from synnet.neighbours import slices_per_source
-from synnet.store import staged_folder
+from synnet.store import model_folders, read_manifest, staged_folder
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.models import create_model
+from training.program import write_program
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +113,10 @@ def framework_versions() -> dict[str, str]:
 def write_model(
     store_dir: str | Path, name: str, model: nn.Module, example: Example, **manifest_fields: Any
 ) -> ModelManifest:
-    """Write ``<store_dir>/<name>/{model.pt, manifest.json}``, replacing an older model of that name.
+    """Write ``<store_dir>/<name>/{model.pt, model.pt2, manifest.json}``, replacing an older model of that name.
 
     The files are written to a temporary folder next to the destination and moved into place only
-    after the export verified itself and the manifest validated, so the service never sees a
+    after both exports verified themselves and the manifest validated, so the service never sees a
     half-written model.
 
     Args:
@@ -126,11 +132,13 @@ def write_model(
     """
     with staged_folder(store_dir, name) as staging:
         cpu_model = copy.deepcopy(model).to("cpu").float()  # leave the caller's model where it is
-        inputs = example if isinstance(example, tuple) else (example,)
-        export_torchscript(cpu_model, tuple(t.to("cpu").float() for t in inputs), staging / MODEL_FILE)
+        inputs = tuple(t.to("cpu").float() for t in (example if isinstance(example, tuple) else (example,)))
+        export_torchscript(cpu_model, inputs, staging / MODEL_FILE)
         manifest = ModelManifest(
             name=name, frameworks=framework_versions(), sha256="", created=datetime.now(UTC), **manifest_fields
-        ).sealed(staging / MODEL_FILE)
+        )
+        program = write_program(staging, manifest, cpu_model, inputs, VERIFY_ATOL)
+        manifest = manifest.model_copy(update={"exported_program": program}).sealed(staging / MODEL_FILE)
         manifest.save(staging)
     target = Path(store_dir) / name
     logger.info("wrote %s", target)
@@ -183,12 +191,36 @@ def export_checkpoint(checkpoint: Checkpoint, store_dir: str | Path, name: str |
     return write_model(store_dir, name, model, example, **fields)
 
 
+def add_program(store_dir: str | Path, name: str) -> ModelManifest:
+    """Give ``<store_dir>/<name>``, exported before programs were, its verified ``model.pt2``.
+
+    model.pt and every other file stay as they are; the manifest names the program and its digest
+    is resealed over both files. The folder is replaced as :func:`write_model` replaces one.
+
+    Raises:
+        StoreError: the folder's manifest does not match its model file (nothing is resealed over that).
+    """
+    folder = Path(store_dir) / name
+    manifest = read_manifest(folder)
+    example = verification_example(manifest.any_to_any, manifest.input_channels, manifest.input.trained_slice_size)
+    inputs = example if isinstance(example, tuple) else (example,)
+    with staged_folder(store_dir, name) as staging:
+        for path in folder.iterdir():
+            if path.is_file() and path.name not in (MANIFEST_FILE, PROGRAM_FILE):
+                shutil.copy2(path, staging / path.name)
+        program = write_program(staging, manifest, None, inputs, VERIFY_ATOL)
+        manifest = manifest.model_copy(update={"exported_program": program}).sealed(staging / manifest.model_file)
+        manifest.save(staging)
+    logger.info("%s: wrote %s, sha256 now %s", name, program, manifest.sha256[:12])
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.export [CHECKPOINT] [--out DIR] [--name NAME] [--triton DIR]``."""
+    """``python -m training.export [CHECKPOINT] [--out DIR] [--name NAME] [--programs] [--triton DIR]``."""
     parser = argparse.ArgumentParser(
         prog="python -m training.export",
         description="Export a training checkpoint (runs/<name>/best.pt or last.pt) as verified "
-        "frozen TorchScript plus manifest.json into the model store.",
+        "frozen TorchScript, its torch.export program (model.pt2) and manifest.json into the model store.",
     )
     parser.add_argument(
         "checkpoint", type=Path, nargs="?", help="a checkpoint of python -m training.fit (optional with --triton)"
@@ -204,9 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also write a Triton model repository (config.pbtxt + 1/model.pt) for the exported model, or, "
         "without CHECKPOINT, for every model in --out (finer control: python -m training.triton)",
     )
+    parser.add_argument(
+        "--programs",
+        action="store_true",
+        help="give every model of --out that has no model.pt2 its verified exported program (model.pt unchanged)",
+    )
     args = parser.parse_args(argv)
-    if args.checkpoint is None and args.triton is None:
-        parser.error("give a CHECKPOINT to export, --triton DIR, or both")
+    if args.checkpoint is None and args.triton is None and not args.programs:
+        parser.error("give a CHECKPOINT to export, --programs, --triton DIR, or a combination")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from training.triton import write_triton_repository  # imported late: only --triton needs it
 
@@ -217,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             where = args.out / manifest.name
             logger.info("model %s (sha256 %s) written to %s", manifest.name, manifest.sha256[:12], where)
             names = [manifest.name]
+        if args.programs:
+            for folder in model_folders(args.out):
+                if ModelManifest.load(folder).exported_program is None:
+                    add_program(args.out, folder.name)
         if args.triton is not None:
             written = write_triton_repository(args.out, args.triton, names)
             logger.info("Triton repository %s: %s", args.triton, ", ".join(p.name for p in written))

@@ -199,7 +199,8 @@ def write_changed_model(
     """
     example = verification_example(manifest.any_to_any, manifest.input_channels, manifest.input.trained_slice_size)
     training = dict(manifest.training) | {key: round(value, 1) for key, value in seconds.items()}
-    fields = manifest.model_dump(exclude={"name", "frameworks", "sha256", "created", "schema_version", "model_file"})
+    written_by_export = {"name", "frameworks", "sha256", "created", "schema_version", "model_file", "exported_program"}
+    fields = manifest.model_dump(exclude=written_by_export)
     fields |= {field_name: record, "training": training}
     return write_model(out, manifest.name, network, example, **fields)
 

@@ -13,6 +13,11 @@ config's dims leave it out and keep H and W variable. A Triton client must do wh
 service does around the network (normalize the sources with the manifest's percentiles, clip,
 map back with ``output_reference``); docs/deployment.md shows how.
 
+Only the TorchScript file goes in, not the store's ``model.pt2``: released Triton's PyTorch backend
+loads TorchScript (``pytorch_libtorch``) or a Python ``model.py``, never a ``torch.export.save``
+archive, and a repository holding one would load in no Triton release (docs/deployment.md, "TorchScript,
+torch.export and Triton").
+
 An any-to-any model (``manifest.any_to_any``, the unified SynNet) has a second input,
 ``INPUT__1`` = ``present`` (B, 4) float32, 1 where the sample's modality is given; its
 ``model.pt`` is a verified wrapper that makes ``present`` a required argument, because Triton

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.deps import RuntimeDep, SettingsDep
-from service.schemas import Health, Readiness
+from service.schemas import Health, ModelServing, Readiness
+from synnet.store import LoadedModel
 
 router = APIRouter(tags=["health"])
 
@@ -34,6 +35,18 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "1"})
     failed = [{"name": u.name, "reason": u.reason} for u in store.unavailable]
     serving = len(store) > 0 and not runtime.draining  # a draining replica takes no new work
-    body = Readiness(status="ready" if serving else "unavailable", models=sorted(store.models), failed=failed)
+    body = Readiness(
+        status="ready" if serving else "unavailable", models=sorted(store.models), failed=failed,
+        load_seconds=runtime.load_seconds, serving=[_serving(store.models[name]) for name in sorted(store.models)],
+    )  # fmt: skip
     return JSONResponse(body.model_dump(), status_code=200 if serving else 503)
 
+
+def _serving(model: LoadedModel) -> ModelServing:
+    serving, compiled = model.serving, model.serving.compiled
+    return ModelServing(
+        name=model.name, format=serving.model_format, precision=serving.precision, compiled=compiled is not None,
+        load_seconds=round(serving.load_seconds, 2), compile_seconds=round(compiled.seconds, 2) if compiled else None,
+        compiled_graphs=compiled.warmup_graphs if compiled else None,
+        recompilations=compiled.recompilations if compiled else None, notes=serving.notes,
+    )  # fmt: skip

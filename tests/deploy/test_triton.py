@@ -76,6 +76,15 @@ def test_version_folder_holds_the_served_torchscript(store, tmp_path):
     assert ModelManifest.load(model_dir) == ModelManifest.load(store / model_dir.name)
 
 
+def test_the_repository_holds_torchscript_only_though_the_store_has_a_program(store, tmp_path):
+    """No released Triton loads a torch.export archive: the store's model.pt2 stays out of the repository."""
+    (model_dir,) = write_triton_repository(store, tmp_path)
+    assert (store / model_dir.name / "model.pt2").is_file()
+    assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*")) == [
+        "3", "3/model.pt", "config.pbtxt", "manifest.json",
+    ]  # fmt: skip
+
+
 def test_symlink_and_rerun_replace_the_model(store, tmp_path):
     write_triton_repository(store, tmp_path)
     (model_dir,) = write_triton_repository(store, tmp_path, symlink=True)
@@ -88,6 +97,7 @@ def test_model_file_not_matching_its_manifest_is_refused(store, tmp_path):
     broken.mkdir(parents=True)
     manifest = ModelManifest.load(store / "tiny_t1-t1c_to_t2").model_copy(update={"name": "broken"})
     manifest.save(broken)
+    (broken / "model.pt2").write_bytes((store / "tiny_t1-t1c_to_t2" / "model.pt2").read_bytes())
     (broken / "model.pt").write_bytes(b"not the exported model")
     with pytest.raises(TritonExportError, match="sha256"):
         write_triton_repository(broken.parent, tmp_path / "triton")

@@ -91,5 +91,7 @@ async def test_no_model_at_all_is_not_ready(serve, tmp_path) -> None:
     async with serve(model_store=tmp_path / "empty") as (_, client):
         ready = await client.get("/readyz")
         response = await client.post("/synthesize", params={"src": "T1", "dst": "T2"}, files={"T1": ("a.png", b"x")})
-    assert ready.status_code == 503 and ready.json() == {"status": "unavailable", "models": [], "failed": []}
+    body = ready.json()
+    assert ready.status_code == 503 and body.pop("load_seconds") >= 0
+    assert body == {"status": "unavailable", "models": [], "failed": [], "serving": []}
     assert response.status_code == 404 and response.json()["available"] == []

@@ -21,11 +21,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from training.models.blocks import pad_to_multiple
 from training.models.output_calibration import availability_rows
 from training.models.unified import per_sample_availability
 
 # The views averaged: the augmentation's flips, as dims of (B, C, H, W) () [3] [2] [2, 3].
 FLIP_NAMES = ("none", "left-right", "up-down", "both")
+FLIP_DIMS = ([3], [2], [2, 3])  # the views besides the plain one
 
 
 def flip_mean(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -64,6 +66,9 @@ class FlipAveragedDedicated(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.network(x)
         keep = _keep(self.active, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+        if not torch.jit.is_scripting():  # noqa: SIM102 (one `and` would make TorchScript compile the right side)
+            if torch.compiler.is_exporting():  # no branch on the flags: the exported program always averages
+                return _averaged(self.network, x, y, keep)
         if not bool(keep.any()):
             return y
         total = y.clone()
@@ -92,9 +97,41 @@ class FlipAveragedAnyToAny(nn.Module):
         present = per_sample_availability(x, present)
         y = self.network(x, present)
         keep = _keep(self.active, availability_rows(present))
+        if not torch.jit.is_scripting():  # noqa: SIM102 (one `and` would make TorchScript compile the right side)
+            if torch.compiler.is_exporting():  # an exported program branches on a value through torch.cond
+                return self._exported_average(x, present, y, keep)
         if not bool(keep.any()):
             return y
         total = y.clone()
         for dims in [[3], [2], [2, 3]]:
             total += self.network(x.flip(dims), present).flip(dims)
         return torch.where(keep, total / 4.0, y)
+
+    @torch.jit.unused
+    def _exported_average(
+        self, x: torch.Tensor, present: torch.Tensor, y: torch.Tensor, keep: torch.Tensor
+    ) -> torch.Tensor:
+        """The average as ``torch.cond`` runs it: the flipped views are padded here, outside the branch (which
+        cannot save padding arithmetic), and the branch runs the eager network's ``on_grid`` on them."""
+        height, width = x.shape[2], x.shape[3]
+        views = [pad_to_multiple(x.flip(dims), self.network.multiple) for dims in FLIP_DIMS]
+
+        def flipped(present: torch.Tensor, *views: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # contiguous: both branches must return the same strides, whatever layout the convolutions chose
+            return tuple(self.network.on_grid(view, present, every_decoder=True).contiguous() for view in views)
+
+        def skipped(present: torch.Tensor, *views: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return tuple(view.new_zeros(view.shape[0], y.shape[1], view.shape[2], view.shape[3]) for view in views)
+
+        outputs = torch.cond(keep.any(), flipped, skipped, (present, *views))
+        total = y.clone()
+        for output, dims in zip(outputs, FLIP_DIMS, strict=True):
+            total = total + output[:, :, :height, :width].flip(dims)
+        return torch.where(keep, total / 4.0, y)
+
+
+def _averaged(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    """What the wrappers return when a row averages, as the exported program computes it (``y = forward(x)``)."""
+    return torch.where(keep, flip_mean(forward, x, y), y)

@@ -48,9 +48,15 @@ class QuantileMap(nn.Module):
         self.register_buffer("active", active.bool())
 
     def forward(self, y: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) outputs and (B,) long rows → the mapped outputs, same shape and dtype."""
+        """(B, C, H, W) outputs and (B,) long rows → the mapped outputs (B, C, H, W) in float32.
+
+        A float32 copy, always, by the aten op itself: reshaping a cropped (strided) output would make
+        ``torch.export`` guard on whether it was cropped, and an exported ``Tensor.to``/``.float()`` of a
+        float32 input asserts that dtype instead of casting, which bf16 autocast's outputs would fail.
+        """
         batch, channels, height, width = y.shape
-        flat = y.float().reshape(batch, channels, height * width).contiguous()
+        flat = torch.ops.aten._to_copy(y, dtype=torch.float32, memory_format=torch.contiguous_format)
+        flat = flat.view(batch, channels, height * width)
         xs = self.knots_in[row]  # (B, C, K)
         ys = self.knots_out[row]
         upper = torch.searchsorted(xs, flat).clamp(1, xs.shape[2] - 1)
@@ -60,7 +66,7 @@ class QuantileMap(nn.Module):
         t = ((flat - x0) / (x1 - x0)).clamp(0.0, 1.0)
         mapped = y0 + t * (y1 - y0)
         keep = self.active[row].view(batch, channels, 1)
-        return torch.where(keep, mapped, flat).reshape(batch, channels, height, width).to(y.dtype)
+        return torch.where(keep, mapped, flat).reshape(batch, channels, height, width)
 
 
 def availability_rows(present: torch.Tensor) -> torch.Tensor:
@@ -77,12 +83,18 @@ class CalibratedAnyToAny(nn.Module):
         super().__init__()
         self.network = network
         self.calibration = calibration
+        self.multiple: int = getattr(network, "multiple", 1)  # the network's grid (1 when it is TorchScript)
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """The network's signature and output, each missing modality's intensities mapped."""
         present = per_sample_availability(x, present)
         y = self.network(x, present)
         return self.calibration(y, availability_rows(present))
+
+    @torch.jit.unused
+    def on_grid(self, x: torch.Tensor, present: torch.Tensor, every_decoder: bool = False) -> torch.Tensor:
+        """The eager network's ``on_grid``, mapped (the map is per pixel, so cropping after it changes nothing)."""
+        return self.calibration(self.network.on_grid(x, present, every_decoder), availability_rows(present))
 
 
 class CalibratedDedicated(nn.Module):

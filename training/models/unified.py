@@ -89,11 +89,22 @@ class UnifiedSynNet(nn.Module):
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 4, H, W) and (B, 4) or (4,) availability → (B, 4, H, W), channels T1, T1c, T2, FLAIR."""
         check_input(x, self.n_src)
-        arms_n = self.n_src
-        batch, height, width = x.shape[0], x.shape[2], x.shape[3]
+        height, width = x.shape[2], x.shape[3]
         present = per_sample_availability(x, present)
+        return self.on_grid(pad_to_multiple(x, self.multiple), present)[:, :, :height, :width]
+
+    def on_grid(self, x: torch.Tensor, present: torch.Tensor, every_decoder: bool = False) -> torch.Tensor:
+        """:meth:`forward` of an input already padded to the grid (H, W multiples of ``multiple``), uncropped.
+
+        ``present`` is (B, 4) of 0/1 (:func:`per_sample_availability`). An exported flip average calls
+        it inside a ``torch.cond`` branch, where padding arithmetic on symbolic sizes cannot be saved,
+        with ``every_decoder``: there a decoder arm runs whether or not it is needed and its output is
+        zeroed where it is not (a ``torch.cond`` inside that branch would pin the batch above 1).
+        """
+        arms_n = self.n_src
+        batch = x.shape[0]
         count = present.sum(dim=1).clamp(min=1.0).view(batch, 1, 1, 1)
-        x = pad_to_multiple(x, self.multiple) * present.view(batch, arms_n, 1, 1)
+        x = x * present.view(batch, arms_n, 1, 1)
         deep_sum = torch.zeros(0)
         deep_max = torch.zeros(0)
         skip_sums: list[torch.Tensor] = []
@@ -124,11 +135,38 @@ class UnifiedSynNet(nn.Module):
         indices = [torch.nn.functional.max_pool2d_with_indices(s, kernel_size=2, stride=2)[1] for s in strongest]
         outputs: list[torch.Tensor] = []
         for arm, decoder in enumerate(self.decoders):
-            if bool((present[:, arm] < 0.5).any()):
+            absent = (present[:, arm] < 0.5).any()
+            if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript must not see the right side)
+                if torch.compiler.is_exporting():  # an exported program branches on a value through torch.cond
+                    if every_decoder:
+                        decoded = decoder(fused, skips_fused, indices)
+                        outputs.append(torch.where(absent, decoded, torch.zeros_like(decoded)))
+                    else:
+                        outputs.append(decode_if(absent, decoder, fused, skips_fused, indices))
+                    continue
+            if bool(absent):
                 outputs.append(decoder(fused, skips_fused, indices))
             else:  # every sample has this modality: nothing to synthesize
                 outputs.append(torch.zeros_like(x[:, :1]))
-        return torch.cat(outputs, dim=1)[:, :, :height, :width]
+        return torch.cat(outputs, dim=1)
+
+
+def decode_if(
+    absent: torch.Tensor,
+    decoder: DecoderArm,
+    fused: torch.Tensor,
+    skips: list[torch.Tensor],
+    indices: list[torch.Tensor],
+) -> torch.Tensor:
+    """The decoder arm's output where ``absent`` (some sample lacks its modality), else zeros, as ``torch.cond``."""
+
+    def run(fused: torch.Tensor, skips: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.Tensor:
+        return decoder(fused, skips, indices)
+
+    def skip(fused: torch.Tensor, skips: list[torch.Tensor], indices: list[torch.Tensor]) -> torch.Tensor:
+        return fused.new_zeros(fused.shape[0], 1, skips[0].shape[2], skips[0].shape[3])
+
+    return torch.cond(absent, run, skip, (fused, skips, indices))
 
 
 @register_model("unified", any_to_any=True)
