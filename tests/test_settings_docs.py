@@ -34,7 +34,9 @@ READERS = ("synnet", "service", "synnet_cli", "training")
 
 
 def _tracked(paths: tuple[str, ...]) -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", *paths], cwd=REPO, capture_output=True, text=True, check=True)
+    """The files git tracks or would track (new ones included) under ``paths``."""
+    command = ["git", "ls-files", "--cached", "--others", "--exclude-standard", *paths]
+    listed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
     return [REPO / line for line in listed.stdout.splitlines() if (REPO / line).is_file()]
 
 

@@ -15,7 +15,7 @@ from synnet.settings.groups import setting
 
 
 class ComposeVariables(BaseModel):
-    """What ``docker compose`` substitutes (``${SYNNET_X:-default}``) or hands to nginx's template."""
+    """What ``docker compose`` substitutes (e.g. ``${SYNNET_REPLICAS:-2}``) or hands to nginx's template."""
 
     title: ClassVar[str] = "Docker Compose"
 

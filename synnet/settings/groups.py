@@ -56,6 +56,8 @@ class SettingsGroup(BaseSettings):
 
 
 class StoreSettings(SettingsGroup):
+    """Where the models are; the Python API and the ``synnet`` command read this group alone."""
+
     title: ClassVar[str] = "Models"
 
     model_store: Path | None = setting(
@@ -80,6 +82,8 @@ class StoreSettings(SettingsGroup):
 
 
 class ServingSettings(SettingsGroup):
+    """Hardware, file format, compilation and precision: together they decide what each forward costs."""
+
     title: ClassVar[str] = "How the networks run"
 
     device: Literal["auto", "cpu", "cuda"] = setting(
@@ -136,6 +140,8 @@ class ServingSettings(SettingsGroup):
 
 
 class SynthesisSettings(SettingsGroup):
+    """Speed levers of each request: they change its cost, not (beyond float rounding) its voxels."""
+
     title: ClassVar[str] = "What each synthesis does"
 
     crop_to_brain: bool = setting(True, "run each volume's brain bounding box only")
@@ -148,6 +154,8 @@ class SynthesisSettings(SettingsGroup):
 
 
 class BatchingSettings(SettingsGroup):
+    """How slices of concurrent requests share forward passes; the defaults depend on the device."""
+
     title: ClassVar[str] = "Batching"
 
     max_batch_size: int | None = setting(None, "most slices per forward pass", shown="4 on CPU, 32 on CUDA", ge=1)
@@ -175,6 +183,8 @@ class BatchingSettings(SettingsGroup):
 
 
 class LimitsSettings(SettingsGroup):
+    """What one process admits, so that a flood of uploads is refused before it costs memory."""
+
     title: ClassVar[str] = "Admission and limits"
 
     max_queued_requests: int = setting(32, "syntheses admitted at once; the next gets 503", ge=1)
@@ -203,6 +213,8 @@ class LimitsSettings(SettingsGroup):
 
 
 class AuthSettings(SettingsGroup):
+    """The keys on both sides: those the service accepts, and the one the ``synnet`` command sends."""
+
     title: ClassVar[str] = "API keys"
 
     api_keys: Annotated[list[str], NoDecode] = setting(
@@ -229,6 +241,8 @@ class AuthSettings(SettingsGroup):
 
 
 class ServerSettings(SettingsGroup):
+    """The uvicorn process: where it listens, what it logs, how long it drains on SIGTERM."""
+
     title: ClassVar[str] = "The server process"
 
     host: str = setting("127.0.0.1", "where uvicorn listens (`--host` overrides it)")
