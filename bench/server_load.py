@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from service.inputs import synthesis_request
-from service.settings import Settings
 from service.uploads import FormParts, Part
 from synnet.imageio import read_image, write_png
 from synnet.inference import SliceStack, prepare
 from synnet.modalities import Modality
 from synnet.normalization import brain_mask
 from synnet.pipeline import decode_inputs
+from synnet.settings import Settings
 from synnet.store import LoadedModel, ModelStore
 
 READY_TIMEOUT_S = 180.0

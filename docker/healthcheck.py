@@ -2,6 +2,10 @@
 
 Used by the images' HEALTHCHECK (so no curl is needed in a slim image). The port comes from
 SYNNET_PORT like the service's own; an argument overrides the path, e.g. ``/readyz``.
+
+It reads ``SYNNET_PORT`` from the environment itself rather than through ``synnet.settings``: a
+probe runs every few seconds for the container's life and stays light by importing nothing of the
+product (``tests/test_settings_docs.py`` keeps the name declared there).
 """
 
 import os

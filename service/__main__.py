@@ -22,13 +22,11 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from service.app import create_app
 from service.runtime import Runtime
-from service.settings import get_settings
 from synnet.errors import SynnetError
+from synnet.settings import get_settings
 from synnet.store import check_serving, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -75,13 +73,6 @@ class DrainingServer(uvicorn.Server):
         return getattr(self.app.state, "runtime", None)
 
 
-def setting_error(error: ErrorDetails) -> str:
-    """One pydantic error as a line naming the environment variable (none for a rule across settings)."""
-    message = error["msg"].removeprefix("Value error, ")
-    names = "_".join(str(part) for part in error["loc"])
-    return f"SYNNET_{names.upper()}: {message}" if names else message
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service", description="Serve the model store over REST.")
     parser.add_argument("--host", help="bind address (default: SYNNET_HOST or 127.0.0.1)")
@@ -93,10 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = get_settings().model_copy(update=overrides)
         # a device, format or precision this machine cannot serve stops here, before uvicorn starts
         device = resolve_device(settings.device)
-        check_serving(device, settings.model_format, settings.precision, settings.compile, store=settings.model_store)
-    except ValidationError as exc:
-        parser.exit(2, "".join(f"error: {setting_error(e)}\n" for e in exc.errors()))
-    except SynnetError as exc:
+        store = settings.service_store()
+        check_serving(device, settings.model_format, settings.precision, settings.compile, store=store)
+    except SynnetError as exc:  # a bad SYNNET_* value (synnet.settings.SettingsError) included
         parser.exit(2, f"error: {exc}\n")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

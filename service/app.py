@@ -18,7 +18,7 @@ from service.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.observability import ServiceMetrics
 from service.routes import health, metrics, models, page, synthesize
 from service.runtime import Runtime
-from service.settings import Settings, get_settings
+from synnet.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service app.
 
     Args:
-        settings: configuration; defaults to :func:`service.settings.get_settings` (the environment).
+        settings: configuration; defaults to :func:`synnet.settings.get_settings` (the environment).
     """
     settings = settings or get_settings()
     service_metrics = ServiceMetrics()

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from service.errors import NotReadyError
 from service.runtime import Runtime
-from service.settings import Settings
+from synnet.settings import Settings
 
 
 def app_settings(request: Request) -> Settings:

@@ -18,7 +18,7 @@ from service.admission import AdmissionGate
 from service.batcher import Batcher
 from service.errors import NotReadyError
 from service.observability import ServiceMetrics
-from service.settings import Settings
+from synnet.settings import Settings
 from synnet.store import LoadedModel, ModelStore, check_serving, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Runtime:
         self.device = resolve_device(settings.device)
         # bf16 on a CPU without it stops the start here, with the reason, before any model loads
         check_serving(
-            self.device, settings.model_format, settings.precision, settings.compile, store=settings.model_store
+            self.device, settings.model_format, settings.precision, settings.compile, store=settings.service_store()
         )
         self.batch_size = settings.batch_size_for(self.device.type)
         # One worker thread: forward passes run one at a time, each using all intra-op threads.
@@ -68,7 +68,7 @@ class Runtime:
         settings = self.settings
         logger.info(
             "loading models from %s on %s (batch size %d, delay %g s; %s, %s%s)",
-            settings.model_store, self.device, self.batch_size, settings.batch_delay_for(self.device.type),
+            settings.service_store(), self.device, self.batch_size, settings.batch_delay_for(self.device.type),
             settings.model_format, settings.precision, f", compiling {settings.compile}" if settings.compile else "",
         )
         started = time.perf_counter()
@@ -76,7 +76,7 @@ class Runtime:
             store = await asyncio.get_running_loop().run_in_executor(
                 self.executor,
                 lambda: ModelStore.load(
-                    settings.model_store, self.device, autocast=settings.autocast_dtype,
+                    settings.service_store(), self.device, autocast=settings.autocast_dtype,
                     channels_last=settings.channels_last, model_format=settings.model_format,
                     precision=settings.precision, compile=settings.compile,
                 ),

@@ -34,6 +34,7 @@ from synnet.manifest import ModelManifest
 from synnet.modalities import Modality, parse_modalities, parse_modality
 from synnet.pipeline import ImageInput, Pipeline, Synthesis, SynthesisRequest, run
 from synnet.scores import MetricReport
+from synnet.settings import StoreSettings, env_name, read
 from synnet.store import (
     LoadedModel,
     StoreError,
@@ -47,15 +48,13 @@ from synnet.store import (
 
 logger = logging.getLogger(__name__)
 
-STORE_ENV = "SYNNET_MODEL_STORE"
-BUNDLED_STORE = Path(__file__).resolve().parent.parent / "model_store"
 
 Image: TypeAlias = str | os.PathLike[str] | nib.Nifti1Image | nib.Nifti2Image | np.ndarray
 
 
 def default_store() -> Path:
     """``$SYNNET_MODEL_STORE`` when set, else the repository's bundled ``model_store/``."""
-    return Path(os.environ.get(STORE_ENV) or BUNDLED_STORE)
+    return read(StoreSettings).api_store()
 
 
 @dataclass
@@ -139,7 +138,8 @@ class Synthesizer:
     ) -> None:
         self.store = Path(store) if store is not None else default_store()
         if not self.store.is_dir():
-            raise StoreError(f"model store folder {self.store} not found; pass store= or set ${STORE_ENV}")
+            variable = env_name("model_store")
+            raise StoreError(f"model store folder {self.store} not found; pass store= or set ${variable}")
         self.device = resolve_device(device)
         self.batch_size = batch_size or default_batch_size(self.device)
         self.crop = crop

@@ -22,8 +22,8 @@ from synnet.imageio.nibabel_io import to_nibabel
 from synnet.input_checks import InputWarning
 from synnet.modalities import Modality, format_modalities, parse_modalities, parse_modality
 from synnet.scores import MetricReport
+from synnet.settings import AuthSettings, read
 
-API_KEY_ENV = "SYNNET_API_KEY"
 TIMEOUT_S = 600.0
 
 
@@ -44,7 +44,7 @@ class RemoteSynthesizer:
     """
 
     def __init__(self, url: str, api_key: str | None = None, timeout_s: float = TIMEOUT_S) -> None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        key = api_key if api_key is not None else read(AuthSettings).api_key
         headers = {"X-API-Key": key} if key else {}
         self.url = url.rstrip("/")
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)

@@ -197,8 +197,8 @@ MUTANTS = [
     ),
     Mutant(
         "settings_read_at_import", "the settings built once at import, so clearing the cache reads nothing anew",
-        "service/settings.py",
-        lambda text: replace("    return Settings()\n", "    return _AT_IMPORT\n")(text)
+        "synnet/settings/__init__.py",
+        lambda text: replace("    return read(Settings)\n", "    return _AT_IMPORT\n")(text)
         + "\n\n_AT_IMPORT = Settings()\n",
         ("tests/service/test_auth_settings.py::test_get_settings_reads_the_environment_once",),
     ),

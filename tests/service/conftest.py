@@ -30,9 +30,9 @@ from fastapi import FastAPI
 from PIL import Image
 
 from service.app import create_app
-from service.settings import Settings
 from synnet.manifest import ModelManifest
 from synnet.modalities import Modality
+from synnet.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 # (name, src, dst) of the models trained for the session.

@@ -18,10 +18,10 @@ from PIL import Image
 
 from service.admission import AdmissionGate
 from service.errors import QueueFullError
-from service.settings import Settings, default_decoded_budget
 from synnet.errors import SynnetError
 from synnet.imageio.read import declared_bytes
 from synnet.modalities import Modality
+from synnet.settings import Settings, default_decoded_budget
 
 MB = 1_000_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.settings import Settings, get_settings
+from synnet.settings import Settings, get_settings
 
 pytestmark = pytest.mark.anyio
 

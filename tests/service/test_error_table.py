@@ -14,7 +14,7 @@ from service.app import create_app
 from service.auth import require_api_key
 from service.errors import STATUS_BY_CODE
 from service.routes import health, metrics, models, page, synthesize
-from service.settings import Settings
+from synnet.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTE_MODULES = (health, metrics, models, page, synthesize)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from stand_in_manifests import stand_in_manifest
 
-from service.settings import Settings
 from synnet.imageio import gzip_bytes
 from synnet.inference import slice_stack
+from synnet.settings import Settings
 from synnet.store import LoadedModel, as_channels_last, default_channels_last
 
 
