@@ -34,13 +34,13 @@ def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def training_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every training run of the session (in this process or a subprocess) caches its cases in a temporary
     folder, never in the checkout's data/cache."""
-    from training.fitting.config import CACHE_ENV
+    cache_env = "SYNNET_TRAINING_CACHE"  # synnet.settings.training.TrainingSettings.training_cache
 
     folder = tmp_path_factory.mktemp("training_cache")
-    previous = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(folder)
+    previous = os.environ.get(cache_env)
+    os.environ[cache_env] = str(folder)
     yield folder
     if previous is None:
-        os.environ.pop(CACHE_ENV, None)
+        os.environ.pop(cache_env, None)
     else:
-        os.environ[CACHE_ENV] = previous
+        os.environ[cache_env] = previous

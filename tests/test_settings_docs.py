@@ -23,6 +23,7 @@ from synnet.settings import GROUPS, Settings, env_name
 from synnet.settings.compose import ComposeVariables
 from synnet.settings.groups import StoreSettings
 from synnet.settings.table import block, splice, stale
+from synnet.settings.training import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
 # Where the product, its images and its docs live; tests/ is not among them.
@@ -41,7 +42,7 @@ def _tracked(paths: tuple[str, ...]) -> list[Path]:
 
 
 def _declared() -> set[str]:
-    return {env_name(name) for model in (Settings, ComposeVariables) for name in model.model_fields}
+    return {env_name(name) for model in (Settings, ComposeVariables, TrainingSettings) for name in model.model_fields}
 
 
 def test_the_docs_tables_are_the_generated_ones() -> None:

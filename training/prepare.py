@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from synnet.errors import SynnetError
+from synnet.settings.training import DEFAULT_TRAINING_CACHE
 from training.data.brats import find_cases
 from training.data.cache import cache_root, prepare_cache
-from training.fitting.config import CACHE_ENV, DEFAULT_CACHE_DIR, DataConfig, training_cache_dir
+from training.fitting.config import DataConfig, training_cache_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.prepare", description=summary)
     parser.add_argument("--data", required=True, action="append", metavar="DIR", help="a BraTS folder (repeatable)")
     parser.add_argument(
-        "--cache-dir", metavar="DIR", help=f"where the cache goes (default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR})"
+        "--cache-dir",
+        metavar="DIR",
+        help=f"where the cache goes (default: $SYNNET_TRAINING_CACHE, else {DEFAULT_TRAINING_CACHE})",
     )
     parser.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: every core)")
     parser.add_argument("--strict-data", action="store_true", help="exit with an error if a case cannot be read")

@@ -16,12 +16,14 @@ from pydantic.fields import FieldInfo
 from synnet.settings import GROUPS
 from synnet.settings.compose import ComposeVariables
 from synnet.settings.errors import env_name
+from synnet.settings.training import TrainingSettings
 
 REPO = Path(__file__).resolve().parent.parent.parent
 # docs page (relative to the repository) → (marker, the classes its block lists)
 BLOCKS: dict[str, tuple[str, Sequence[type[BaseModel]]]] = {
     "docs/service.md": ("settings", GROUPS),
     "docs/deployment.md": ("compose-variables", (ComposeVariables,)),
+    "docs/training.md": ("training-settings", (TrainingSettings,)),
 }
 
 

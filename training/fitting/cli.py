@@ -13,8 +13,9 @@ import argparse
 from typing import Any
 
 from synnet.normalization import MEDIAN_LEVEL
+from synnet.settings.training import DEFAULT_TRAINING_CACHE
 from training.fitting.checks import CHOICES, checked
-from training.fitting.config import CACHE_ENV, DEFAULT_CACHE_DIR, ConfigError, FitConfig
+from training.fitting.config import ConfigError, FitConfig
 from training.fitting.recipe import load_recipe, parse_set
 
 # What a resumed run may change (option names); everything else must match the checkpoint.
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="assignments",
         action="append",
         metavar="KEY=VALUE",
-        help="override one option by its name, e.g. --set lr=0.01 --set src='[\"T1\", \"T2\"]' (repeatable)",
+        help='override one option by its name, e.g. --set lr=0.01 --set src=\'["T1", "T2"]\' (repeatable)',
     )
 
     data = parser.add_argument_group("data")
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="the training cache: each case is decoded once into memory-mapped arrays there and streamed from "
         "them, redone only when its files or the preparation settings change (python -m training.prepare "
-        f"prepares it ahead; default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR})",
+        f"prepares it ahead; default: $SYNNET_TRAINING_CACHE, else {DEFAULT_TRAINING_CACHE})",
     )
     data.add_argument(
         "--cache-memory",
@@ -353,5 +354,3 @@ def make_config(given: dict[str, Any], base: FitConfig | None = None) -> FitConf
             "(start a new run with --init CKPT to change them)"
         )
     return checked(base.with_options(**{k: v for k, v in given.items() if k in RESUMABLE}))
-
-

@@ -16,21 +16,19 @@ itself is :mod:`training.fitting.cli`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from synnet.errors import SynnetError
 from synnet.modalities import format_modalities, parse_modalities
-
-CACHE_ENV = "SYNNET_TRAINING_CACHE"  # where the training cache goes when --cache-dir is not given
-DEFAULT_CACHE_DIR = "data/cache"  # ... and when that is not set either (beside data/phantom)
+from synnet.settings import read
+from synnet.settings.training import TrainingSettings
 
 
 def training_cache_dir(config: DataConfig) -> str:
     """The training cache folder of a run: ``--cache-dir``, else ``$SYNNET_TRAINING_CACHE``, else data/cache."""
-    return config.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
+    return config.cache_dir or str(read(TrainingSettings).cache_folder())
 
 
 class ConfigError(SynnetError):
