@@ -38,7 +38,7 @@ def test_the_cost_of_every_configuration_is_measured_on_the_test_cases_and_the_e
     assert record is not None and record.data == {"cases": ["Case0", "Case2"]}  # the held-out scores are kept
     cost = record.bf16
     assert cost is not None and cost.sha256 == ModelManifest.load(tmp_path / "store" / "tiny").sha256
-    assert cost.cases == ["tiny_brats0/Case0", "tiny_brats0/Case2", "also/Case0"]
+    assert cost.cases == [f"{tiny_root.name}/Case0", f"{tiny_root.name}/Case2", "also/Case0"]
     (check,) = cost.configurations
     assert (check.src, check.target) == ([Modality.T1, Modality.T2], Modality.FLAIR)
     assert check.psnr_brain_loss == pytest.approx(check.psnr_brain_fp32 - check.psnr_brain_bf16, abs=2e-4)
