@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from synnet.imageio.write import DEFAULT_GZIP_LEVEL
@@ -48,6 +48,10 @@ def _comma_list(value: object) -> object:
     return value
 
 
+# A folder setting whose empty value means unset (a Compose file substitutes an unset variable as empty).
+FolderOrUnset = Annotated[Path | None, BeforeValidator(lambda value: None if value == "" else value)]
+
+
 class SettingsGroup(BaseSettings):
     """One concern's settings; ``title`` heads its table in the docs."""
 
@@ -60,17 +64,12 @@ class StoreSettings(SettingsGroup):
 
     title: ClassVar[str] = "Models"
 
-    model_store: Path | None = setting(
+    model_store: FolderOrUnset = setting(
         None,
         "folder of `<name>/{manifest.json, model.pt, model.pt2}`; unset or empty: `model_store/` in the "
         "service's working directory, the bundled models for the Python API and the `synnet` command",
         shown="`model_store`",
     )
-
-    @field_validator("model_store", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
 
     def service_store(self) -> Path:
         """The folder the service serves."""

@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import field_validator
-
-from synnet.settings.groups import SettingsGroup, setting
+from synnet.settings.groups import FolderOrUnset, SettingsGroup, setting
 
 # The cache's folder when neither --cache-dir nor SYNNET_TRAINING_CACHE is given (beside data/phantom).
 DEFAULT_TRAINING_CACHE = Path("data/cache")
@@ -22,18 +20,9 @@ class TrainingSettings(SettingsGroup):
 
     title: ClassVar[str] = "Training"
 
-    training_cache: Path | None = setting(
+    training_cache: FolderOrUnset = setting(
         None,
         "folder of the training cache (each case decoded once into memory-mapped arrays) when "
         "`--cache-dir` is not given; put it on a local disk of the training machine",
         shown="`data/cache`",
     )
-
-    @field_validator("training_cache", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value
-
-    def cache_folder(self) -> Path:
-        """The folder a run without ``--cache-dir`` uses."""
-        return self.training_cache or DEFAULT_TRAINING_CACHE

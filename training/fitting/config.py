@@ -23,12 +23,12 @@ from typing import Any
 from synnet.errors import SynnetError
 from synnet.modalities import format_modalities, parse_modalities
 from synnet.settings import read
-from synnet.settings.training import TrainingSettings
+from synnet.settings.training import DEFAULT_TRAINING_CACHE, TrainingSettings
 
 
 def training_cache_dir(config: DataConfig) -> str:
     """The training cache folder of a run: ``--cache-dir``, else ``$SYNNET_TRAINING_CACHE``, else data/cache."""
-    return config.cache_dir or str(read(TrainingSettings).cache_folder())
+    return config.cache_dir or str(read(TrainingSettings).training_cache or DEFAULT_TRAINING_CACHE)
 
 
 class ConfigError(SynnetError):
